@@ -1,0 +1,255 @@
+"""Experiment configuration: frozen dataclasses, YAML loading and dotted ``key=value`` overrides.
+
+This is the only place YAML configs are read. The key names are a contract shared with sweeps,
+docs and users; unknown keys and wrong types fail at load time with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    scale: int = 3
+    channels: int = 1  # 1 = Y of YCbCr (paper), 3 = RGB
+    features: list[int] = field(default_factory=lambda: [64, 32])
+    kernels: list[int] = field(default_factory=lambda: [5, 3, 3])  # last = sub-pixel layer
+    activation: str = "tanh"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_shards: Union[str, list[str]] = ""  # folder, glob, brace pattern, list, or URL / pipe:
+    val_dirs: dict[str, str] = field(default_factory=dict)  # NAME -> folder of HR images
+    batch_size: int = 64
+    num_workers: int = 2
+    samples_per_epoch: int = 0  # patch pairs per epoch; 0 = one pass over the shards (manifest count)
+    shuffle_buffer: int = 10000
+    augment: bool = False  # random flips and 90-degree rotations
+    val_every_n_epochs: int = 1
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    learning_rate: float = 0.01
+    final_learning_rate: float = 0.0001
+    last_layer_lr_scale: float = 0.1  # "the final layer learns 10 times slower"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_decay_factor: float = 0.5  # multiply the rate by this when improvement stalls
+    plateau_threshold: float = 0.01  # relative improvement mu below which the rate is lowered
+    plateau_patience: int = 10  # epochs below mu before lowering
+    early_stop_patience: int = 100  # epochs without improvement before stopping (paper: 100)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_epochs: int = 1000
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Union[int, str, list[int]] = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 50
+    gradient_clip_val: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dir: str = "runs/default"
+    name: Optional[str] = None  # run folder name under dir; default: a timestamp
+    seed: int = 0
+    resume: Optional[str] = None  # a checkpoint path, or "last" for the run folder's last.ckpt
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    wandb_mode: Literal["online", "offline", "disabled", "auto"] = "auto"
+    wandb_project: str = "espcn-lab"
+    latency: bool = True  # measure ms per 1080p output frame at the end of fit
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints widen to floats. Raise ConfigError naming key."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping NAME: value, got {value!r}")
+        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value if value is not None else {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(f"{prefix}{name}", value, tp)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'model.features=[32,16]'`` -> (['model', 'features'], [32, 16]); the value is read as YAML."""
+    text = text.lstrip("-")
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not KEY=VALUE (e.g. optim.learning_rate=0.003)")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return a copy of the nested dict ``raw`` with dotted overrides applied."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+def _check_semantics(cfg: Config) -> Config:
+    from espcn_lab.model import ACTIVATIONS  # deferred: imports torch
+
+    m = cfg.model
+    if m.scale < 1:
+        raise ConfigError(f"model.scale: must be >= 1, got {m.scale}")
+    if m.channels not in (1, 3):
+        raise ConfigError(f"model.channels: must be 1 (Y) or 3 (RGB), got {m.channels}")
+    if len(m.kernels) != len(m.features) + 1:
+        raise ConfigError(f"model.kernels: needs len(model.features)+1 = {len(m.features) + 1} entries, got {m.kernels}")
+    if any(k < 1 or k % 2 == 0 for k in m.kernels):
+        raise ConfigError(f"model.kernels: entries must be positive odd numbers, got {m.kernels}")
+    if any(f < 1 for f in m.features):
+        raise ConfigError(f"model.features: entries must be positive, got {m.features}")
+    if m.activation not in ACTIVATIONS:
+        raise ConfigError(f"model.activation: must be one of {sorted(ACTIVATIONS)}, got {m.activation!r}")
+    if cfg.data.batch_size < 1:
+        raise ConfigError(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+    if cfg.optim.learning_rate <= 0:
+        raise ConfigError(f"optim.learning_rate: must be > 0, got {cfg.optim.learning_rate}")
+    return cfg
+
+
+def from_dict(raw: dict) -> Config:
+    """Validate a nested dict into a Config (types, then ranges and model consistency)."""
+    return _check_semantics(_build(Config, raw or {}, ""))
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML file (or start from defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return from_dict(apply_overrides(raw, list(overrides)))
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (YAML/JSON serialisable)."""
+    return dataclasses.asdict(cfg)
+
+
+def flat_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key and its type annotation, e.g. ``{'model.scale': int, ...}`` (for sweep checks)."""
+    out: dict[str, Any] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(tp):
+            out.update(flat_keys(tp, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = tp
+    return out
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Validate one dotted key's value against the schema; raises ConfigError."""
+    keys = flat_keys()
+    if key not in keys:
+        prefix = key.split(".")[0]
+        if prefix == "data" and key.startswith("data.val_dirs."):
+            return _coerce(key, value, str)
+        raise ConfigError(f"unknown config key {key}")
+    return _coerce(key, value, keys[key])

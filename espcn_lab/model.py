@@ -1,0 +1,76 @@
+"""ESPCN: the efficient sub-pixel convolutional network of Shi et al., CVPR 2016 (Sec. 2.2).
+
+Every convolution runs in low-resolution space; the last layer emits ``channels * scale**2`` maps
+that a periodic shuffle (``nn.PixelShuffle``, Eq. 4) rearranges into the high-resolution image.
+This module imports torch only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+class ESPCN(nn.Module):
+    """Conv+activation hidden layers, then a conv to ``channels*scale^2`` maps and a pixel shuffle.
+
+    ``features`` lists the hidden widths (paper: [64, 32]); ``kernels`` has one more entry than
+    ``features``, its last being the sub-pixel layer's kernel (paper: [5, 3, 3]). Convolutions are
+    zero-padded so the output is exactly ``scale`` times the input.
+    """
+
+    def __init__(
+        self,
+        scale: int = 3,
+        channels: int = 1,
+        features: Sequence[int] = (64, 32),
+        kernels: Sequence[int] = (5, 3, 3),
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if len(kernels) != len(features) + 1:
+            raise ValueError(f"kernels needs len(features)+1 = {len(features) + 1} entries, got {len(kernels)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        if any(k % 2 == 0 for k in kernels):
+            raise ValueError(f"kernels must be odd so padding keeps the size, got {list(kernels)}")
+        self.scale, self.channels = int(scale), int(channels)
+        widths = [channels, *features]
+        layers: list[nn.Module] = []
+        for c_in, c_out, k in zip(widths[:-1], widths[1:], kernels[:-1]):
+            layers += [nn.Conv2d(c_in, c_out, k, padding=k // 2), ACTIVATIONS[activation]()]
+        self.body = nn.Sequential(*layers)
+        self.last = nn.Conv2d(widths[-1], channels * scale**2, kernels[-1], padding=kernels[-1] // 2)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, C, H*scale, W*scale), unclamped."""
+        return self.shuffle(self.last(self.body(lq)))
+
+    def conv_layers(self) -> list[nn.Conv2d]:
+        """Convolutions in order; the last one is the sub-pixel layer."""
+        return [m for m in self.body if isinstance(m, nn.Conv2d)] + [self.last]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def multiply_adds(model: ESPCN, lq_height: int, lq_width: int) -> int:
+    """Multiply-accumulates of one forward pass on an (lq_height, lq_width) input (convolutions only)."""
+    pixels = lq_height * lq_width
+    return sum(pixels * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+               for conv in model.conv_layers())
