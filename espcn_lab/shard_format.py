@@ -63,3 +63,32 @@ def decode_pair(sample: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     lq, gt = load(sample["lq.npy"]), load(sample["gt.npy"])
     single = lq.ndim == 2 or (lq.ndim == 3 and gt.shape[0] != lq.shape[0])
     return (lq[None], gt[None]) if single else (lq, gt)
+
+
+# ------------------------------------------------------------------ manifest
+# ``manifest.json`` beside the shards (written by data_prep, read by training and evaluation):
+# {
+#   "format_version": 1, "tool": "espcn-lab", "tool_version": "0.1.0", "created_by": "espcn-lab prep",
+#   "arguments": {...every prep argument...},
+#   "scale": 3, "channels": "y" | "rgb", "lq_patch": 17, "gt_patch": 51, "stride": 14,
+#   "degradation": {"kind": "bicubic" | "gaussian", "sigma": float | null},
+#   "counts": {"listed": int, "selected": int, "used": int, "skipped": {"<reason>": int, ...}},
+#   "splits": {"train": {"images": int, "pairs": int, "samples": int,
+#                        "shards": [{"name": "train-000000.tar", "samples": int, "pairs": int, "sha256": str}]},
+#              "val": {...}}
+# }
+
+
+def read_manifest(path_or_folder: str) -> dict[str, Any]:
+    """Load ``manifest.json`` from a shard folder (or the file itself); FileNotFoundError if absent."""
+    from pathlib import Path
+
+    path = Path(path_or_folder)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no shard manifest at {path} (made by `espcn-lab prep`)")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported manifest format_version {manifest.get('format_version')!r}")
+    return manifest

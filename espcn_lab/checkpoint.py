@@ -1,0 +1,95 @@
+"""On-disk model formats: Lightning checkpoints (read weights-only) and safetensors files.
+
+A model travels with its resolved config so ``eval``, ``upscale``, ``bench`` and ``export`` need
+nothing else. Loading never unpickles code: Lightning ``.ckpt`` files are read with
+``torch.load(weights_only=True)``; ``.safetensors`` files keep the config as JSON metadata.
+The names ``x2``, ``x3``, ``x4`` resolve to the models shipped in ``espcn_lab/weights``.
+
+Contracts:
+- Lightning checkpoint: ``ckpt["state_dict"]`` holds the ESPCN weights under the prefix ``model.``
+  and ``ckpt["espcn_lab"] = {"config": <to_dict(cfg)>, "degradation": {"kind", "sigma"}}``.
+- safetensors: tensors are the ESPCN ``state_dict``; metadata ``{"espcn_lab": json.dumps(same dict)}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from espcn_lab.config import Config, from_dict, to_dict
+from espcn_lab.errors import UserError
+from espcn_lab.imaging import DegradationSpec
+from espcn_lab.model import ESPCN
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED = ("x2", "x3", "x4")
+
+
+@dataclass
+class LoadedModel:
+    """A ready model with the config and degradation it was trained with."""
+
+    model: ESPCN
+    config: Config
+    degradation: DegradationSpec
+    source: str
+
+
+def build_model(cfg: Config) -> ESPCN:
+    m = cfg.model
+    return ESPCN(scale=m.scale, channels=m.channels, features=m.features, kernels=m.kernels, activation=m.activation)
+
+
+def save_safetensors(model: ESPCN, cfg: Config, degradation: DegradationSpec, path: str | Path) -> Path:
+    """Write weights plus config/degradation metadata to one ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"espcn_lab": json.dumps({"config": to_dict(cfg), "degradation": degradation.to_dict()})}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def _resolve(spec: str) -> Path:
+    if spec in SHIPPED:
+        path = WEIGHTS_DIR / f"{spec}.safetensors"
+        if not path.is_file():
+            raise UserError(f"shipped model {spec} is not installed ({path} missing)")
+        return path
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"model not found: {spec} (give a .ckpt/.safetensors path or one of {', '.join(SHIPPED)})")
+    return path
+
+
+def _from_payload(payload: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> LoadedModel:
+    cfg = from_dict(payload["config"])
+    model = build_model(cfg)
+    model.load_state_dict(state)
+    model.eval()
+    return LoadedModel(model, cfg, DegradationSpec(**payload.get("degradation", {})), source)
+
+
+def load_model(spec: str) -> LoadedModel:
+    """``'x3'``, a ``.safetensors`` file or a Lightning ``.ckpt`` -> LoadedModel (eval mode, CPU)."""
+    path = _resolve(spec)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                payload = json.loads((f.metadata() or {})["espcn_lab"])
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            payload = ckpt["espcn_lab"]
+            state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except Exception as err:  # unpickling refused, corrupt file, wrong layout: all mean "not a model"
+        raise UserError(f"{path}: not an espcn-lab model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    return _from_payload(payload, state, str(path))
