@@ -7,6 +7,7 @@ docs and users; unknown keys and wrong types fail at load time with one line nam
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,11 +171,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Return a copy of the nested dict ``raw`` with dotted overrides applied."""
+    """Return a copy of the nested dict ``raw`` with dotted overrides applied.
+
+    A mapping given for a section (``model={'features': [32], 'kernels': [5, 3]}``, which is what a W&B
+    agent's ``${args_no_hyphens}`` passes for a dict-valued sweep parameter) is merged into that
+    section; a mapping for a key whose value is a mapping (``data.val_dirs``) replaces it.
+    """
     import copy
 
     out = copy.deepcopy(raw)
+    keys = flat_keys()
     for text in overrides:
         path, value = parse_override(text)
         node = out
@@ -182,8 +197,42 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if not isinstance(node.get(part), dict):
                 node[part] = {}
             node = node[part]
-        node[path[-1]] = value
+        section = isinstance(value, dict) and ".".join(path) not in keys
+        old = node.get(path[-1])
+        node[path[-1]] = _merge(old, value) if section and isinstance(old, dict) else value
     return out
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*(?:\.\w+)+)\}")
+
+
+def interpolate(raw: dict) -> dict:
+    """Replace ``${model.scale}``-style references to config keys inside string values.
+
+    Lets one file say ``data.train_shards: shards/imagenet-x${model.scale}`` so a sweep over
+    ``model.scale`` trains each scale on its own shards. References to unknown keys (e.g. shell
+    variables in a ``pipe:`` URL) are left alone.
+    """
+    keys, merged = flat_keys(), _merge(to_dict(Config()), raw)
+
+    def lookup(key: str, depth: int) -> Any:
+        node: Any = merged
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return resolve(node, depth + 1) if isinstance(node, str) else node
+
+    def resolve(value: Any, depth: int = 0) -> Any:
+        if depth > 10:
+            raise ConfigError(f"config reference loop near {value!r}")
+        if isinstance(value, dict):
+            return {k: resolve(v, depth) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, depth) for v in value]
+        if not isinstance(value, str):
+            return value
+        return _REFERENCE.sub(lambda m: str(lookup(m[1], depth)) if m[1] in keys else m[0], value)
+
+    return resolve(raw)
 
 
 def _check_semantics(cfg: Config) -> Config:
@@ -225,7 +274,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return from_dict(apply_overrides(raw, list(overrides)))
+    return from_dict(interpolate(apply_overrides(raw, list(overrides))))
 
 
 def to_dict(cfg: Config) -> dict:
