@@ -1,0 +1,90 @@
+"""ONNX export with dynamic batch, height and width, and a parity check against PyTorch.
+
+The exported graph is the bare network: input ``lq`` (B, C, H, W) float32 in [0, 1], output ``sr``
+(B, C, H*s, W*s) float32, unclamped. The resolved config travels as ONNX metadata
+(``espcn_lab`` = JSON of config and degradation) so the file is self-describing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from espcn_lab.checkpoint import LoadedModel
+from espcn_lab.config import to_dict
+from espcn_lab.errors import UserError
+from espcn_lab.model import ESPCN
+
+FORMATS = ("onnx",)
+OPSET = 17
+
+
+def onnx_bytes(model: ESPCN, opset: int = OPSET, metadata: dict[str, str] | None = None) -> bytes:
+    """Serialised ONNX model of ``model`` (CPU, fp32, eval) with dynamic B, H, W."""
+    import onnx
+
+    net = _clone_fp32(model)
+    example = torch.rand(1, model.channels, 16, 16)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact and fast to run
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=["lq"],
+                          output_names=["sr"], dynamic_axes={"lq": {0: "batch", 2: "height", 3: "width"},
+                                                             "sr": {0: "batch", 2: "height_sr", 3: "width_sr"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    for key, value in (metadata or {}).items():
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+def _clone_fp32(model: ESPCN) -> ESPCN:
+    import copy
+
+    return copy.deepcopy(model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+
+
+def parity(model: ESPCN, onnx_model: bytes, sizes: tuple[tuple[int, int], ...] = ((37, 53), (64, 48)),
+           seed: int = 0) -> dict[str, float]:
+    """Run ONNX Runtime and PyTorch fp32 on seeded inputs of several sizes; worst max |diff| and PSNR (dB, 0-255)."""
+    from espcn_lab.runtime import ort_session
+
+    session = ort_session(onnx_model, torch.device("cpu"))
+    net = _clone_fp32(model)
+    gen = torch.Generator().manual_seed(seed)
+    worst, worst_mse = 0.0, 0.0
+    for h, w in sizes:
+        x = torch.rand(2, model.channels, h, w, generator=gen)
+        with torch.inference_mode():
+            ref = net(x).clamp(0, 1).numpy() * 255.0
+        got = np.clip(session.run(None, {"lq": x.numpy()})[0], 0, 1) * 255.0
+        if got.shape != ref.shape:
+            raise UserError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} at input {h}x{w}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+        worst_mse = max(worst_mse, float(np.mean((got - ref) ** 2)))
+    psnr = math.inf if worst_mse == 0 else 10 * math.log10(255.0**2 / worst_mse)
+    return {"max_abs_diff_255": worst, "psnr_db": psnr}
+
+
+def export_model(loaded: LoadedModel, path: str | Path, fmt: str = "onnx", opset: int = OPSET,
+                 check: bool = True) -> dict:
+    """Write ``loaded`` to ``path`` in ``fmt``; return {path, bytes, parity?}. Parity must reach 60 dB."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    meta = {"espcn_lab": json.dumps({"config": to_dict(loaded.config), "degradation": loaded.degradation.to_dict()}),
+            "scale": str(loaded.model.scale)}
+    data = onnx_bytes(loaded.model, opset, meta)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    result: dict = {"path": str(path), "bytes": len(data), "format": fmt, "opset": opset}
+    if check:
+        result["parity"] = parity(loaded.model, data)
+        if result["parity"]["psnr_db"] < 60:
+            raise UserError(f"{path}: exported model disagrees with PyTorch ({result['parity']})")
+    return result
