@@ -1,0 +1,82 @@
+"""Patch-pair extraction (pure, no I/O): HR image -> aligned (LR, HR) sub-image stacks as in the paper.
+
+The whole HR image is modcropped, converted (Y or RGB), degraded once with
+``espcn_lab.imaging.degrade`` and then cut: LR patch ``p`` at LR position (y, x) pairs with the HR
+patch ``p * scale`` at (y * scale, x * scale), so pairs are aligned on the LR grid and LR pixels
+come from the full degraded image (no border effects inside a patch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from espcn_lab.imaging import DegradationSpec, degrade, default_sigma, modcrop, rgb_to_y
+
+Channels = Literal["y", "rgb"]
+
+
+def paper_stride(lq_patch: int = 17, kernels: tuple[int, ...] = (5, 3, 3)) -> int:
+    """The paper's LR stride ``lq_patch - sum(k % 2)``: 14 for 17-pixel patches and the 5-3-3 network."""
+    return lq_patch - sum(k % 2 for k in kernels)
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """How pairs are cut: scale, channels, LR patch size and stride (LR pixels), degradation."""
+
+    scale: int = 3
+    channels: Channels = "y"
+    lq_patch: int = 17
+    stride: int = 14
+    degradation: DegradationSpec = field(default_factory=DegradationSpec)
+
+    @property
+    def gt_patch(self) -> int:
+        return self.lq_patch * self.scale
+
+    def resolved_degradation(self) -> DegradationSpec:
+        """The degradation with gaussian's default sigma filled in (what manifests record)."""
+        d = self.degradation
+        if d.kind == "gaussian" and d.sigma is None:
+            return DegradationSpec("gaussian", default_sigma(self.scale))
+        return d
+
+
+def prepare_hr(rgb: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> modcropped HR: (H', W') uint8 Y (BT.601 studio) or (H', W', 3) uint8 RGB."""
+    hr = modcrop(rgb, spec.scale)
+    return rgb_to_y(hr) if spec.channels == "y" else np.ascontiguousarray(hr)
+
+
+def patch_grid(lq_h: int, lq_w: int, spec: PatchSpec) -> np.ndarray:
+    """(n, 2) int64 LR top-left (y, x) of every patch on a ``stride`` grid; n = 0 if the image is too small."""
+    ys = np.arange(0, lq_h - spec.lq_patch + 1, spec.stride)
+    xs = np.arange(0, lq_w - spec.lq_patch + 1, spec.stride)
+    grid = np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 2).astype(np.int64)
+
+
+def cut(img: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """Gather square patches: (H, W[, C]) and (n, 2) top-lefts -> (n, size, size[, C]), same dtype."""
+    offsets = np.arange(size)
+    rows = positions[:, 0, None] + offsets  # (n, size)
+    cols = positions[:, 1, None] + offsets
+    return img[rows[:, :, None], cols[:, None, :]]
+
+
+def extract_pairs(rgb: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB -> lq (n, p, p[, 3]) uint8, gt (n, p*s, p*s[, 3]) uint8, LR positions (n, 2).
+
+    n = 0 when the modcropped image is smaller than one HR patch (nothing is degraded then).
+    """
+    hr = prepare_hr(rgb, spec)
+    s = spec.scale
+    positions = patch_grid(hr.shape[0] // s, hr.shape[1] // s, spec)
+    if len(positions) == 0:
+        empty = np.zeros((0,), np.uint8)
+        return empty, empty, positions
+    lr = degrade(hr, s, spec.degradation)
+    return cut(lr, positions, spec.lq_patch), cut(hr, positions * s, spec.gt_patch), positions
