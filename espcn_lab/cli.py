@@ -25,9 +25,63 @@ app = typer.Typer(
 
 # ---------------------------------------------------------------- prep (issue 2)
 @app.command()
-def prep() -> None:
-    """Build WebDataset shards of LR/HR patch pairs from ImageNet, an image folder or a HF dataset."""
-    raise NotImplementedError("prep")
+def prep(
+    out: Annotated[Path, typer.Option(help="Output folder for {split}-%06d.tar shards and manifest.json.")],
+    scale: Annotated[int, typer.Option(help="Upscaling factor r (2-8).")] = 3,
+    imagenet_dir: Annotated[Optional[Path], typer.Option(
+        help="ILSVRC tree: train/<wnid>/*.JPEG, or the folder holding the class folders.")] = None,
+    image_dir: Annotated[Optional[Path], typer.Option(help="Any folder tree of jpg/png/bmp/webp/tiff images.")] = None,
+    hf_dataset: Annotated[Optional[str], typer.Option(
+        help="Hugging Face dataset name or local path (no network needed for local or cached sets).")] = None,
+    hf_split: Annotated[str, typer.Option(help="Split of --hf-dataset.")] = "train",
+    hf_image_column: Annotated[str, typer.Option(help="Image column of --hf-dataset.")] = "image",
+    hf_streaming: Annotated[bool, typer.Option(
+        help="Stream --hf-dataset row by row (large sets); gives the same shards as without.")] = False,
+    num_images: Annotated[Optional[int], typer.Option(
+        help="Training images to use [default: 50,000 for ImageNet (the paper), all for folders and HF].")] = None,
+    val_images: Annotated[int, typer.Option(help="Further images held out as the 'val' split.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the selection from the sorted listing.")] = 0,
+    channels: Annotated[str, typer.Option(help="y (BT.601 luma, as MATLAB rgb2ycbcr; the paper) or rgb.")] = "y",
+    lq_patch: Annotated[int, typer.Option(help="LR patch size; HR patches are lq-patch * scale.")] = 17,
+    stride: Annotated[Optional[int], typer.Option(
+        help="LR stride [default: the paper's lq-patch - sum(k % 2) for kernels 5-3-3, i.e. 14].")] = None,
+    degradation: Annotated[str, typer.Option(
+        help="bicubic (MATLAB imresize, the protocol of every published table) or gaussian "
+             "(the paper: Gaussian blur then subsample).")] = "bicubic",
+    sigma: Annotated[Optional[float], typer.Option(
+        help="Gaussian std in HR pixels [default: max(0.5, (scale - 1) / 2)].")] = None,
+    images_per_shard: Annotated[int, typer.Option(
+        help="Source images per shard (the shard size; ~250 KB per ImageNet image at x3).")] = 500,
+    max_pixels: Annotated[int, typer.Option(help="Refuse larger images as decompression bombs.")] = 89_478_485,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [default: all cores].")] = None,
+    part: Annotated[str, typer.Option(
+        help="Build only shards g with g % N == i (global shard order, train then val), e.g. 0/4. "
+             "Run every part with the same arguments into one folder (shared disk) or copy the parts' "
+             "shards and .prep/ folders into one; the run that finds all shards done writes "
+             "manifest.json (rerunning without --part there does it, and builds anything missing).")] = "0/1",
+    overwrite: Annotated[bool, typer.Option(help="Replace shards in --out made with other arguments.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (images/s, pairs, ETA).")] = True,
+) -> None:
+    """Build WebDataset shards of LR/HR patch pairs from ImageNet, an image folder or a HF dataset.
+
+    Every selected image is modcropped, converted (Y or RGB), degraded once and cut into aligned
+    17x17 / 17r x 17r pairs on a stride grid; one sample holds all pairs of one image. Unusable files
+    are skipped and counted; alpha is composited on white. Rerunning the same command resumes.
+    """
+    from data_prep import PrepOptions, run_prep
+
+    result = run_prep(PrepOptions(
+        out=out, scale=scale, imagenet_dir=imagenet_dir, image_dir=image_dir, hf_dataset=hf_dataset,
+        hf_split=hf_split, hf_image_column=hf_image_column, hf_streaming=hf_streaming, num_images=num_images,
+        val_images=val_images, seed=seed, channels=channels, lq_patch=lq_patch, stride=stride,
+        degradation=degradation, sigma=sigma, images_per_shard=images_per_shard, max_pixels=max_pixels,
+        workers=workers, part=part, overwrite=overwrite, progress=progress))
+    rate = result["images"] / result["seconds"] if result["seconds"] > 0 else 0.0
+    print(f"built {result['shards_built']} shards ({result['shards_reused']} already done): {result['images']} images "
+          f"({result['skipped']} skipped), {result['pairs']} pairs, {rate:.1f} images/s on {result['workers']} workers")
+    if not result["complete"]:
+        print(f"part done; {result['shards_missing']} shards of other parts missing")
+    print(f"manifest: {result['manifest']}")
 
 
 # ---------------------------------------------------------------- fit / eval (issue 3)
