@@ -118,9 +118,34 @@ def export() -> None:
 
 # ---------------------------------------------------------------- sweep (issue 6)
 @app.command()
-def sweep() -> None:
-    """Run a W&B-format sweep file locally, without a W&B server."""
-    raise NotImplementedError("sweep")
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="W&B sweep YAML (e.g. sweeps/activations.yaml); the same file `wandb sweep` takes.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE config overrides applied to every trial, e.g. trainer.max_epochs=50.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-n", help="Trials in the sweep (finished ones in --out count); grid default: every point. Needed for random/bayes unless the file sets run_cap.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for trials/, results.csv and pareto.png; re-running into it skips finished trials.")] = Path("sweeps_out"),
+    check: Annotated[bool, typer.Option("--check", help="Only validate the file: parameters are config keys, every value and combination builds a config, the command is runnable.")] = False,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="Comma-separated GPU ids, e.g. 0,1: one trial per GPU in parallel (CUDA_VISIBLE_DEVICES). Default: one trial at a time.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random/bayes sampler (same seed, same proposals).")] = 0,
+) -> None:
+    """Run a W&B-format sweep file locally, without a W&B server (each trial is a real `espcn-lab fit`)."""
+    from espcn_lab.sweep_run import run_sweep
+
+    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    result = run_sweep(sweep_file, out, overrides or [], count=count, gpus=gpu_list, seed=seed, check_only=check)
+    if check:
+        typer.echo(f"ok: {result['sweep']} ({result['method']}, parameters {', '.join(result['parameters'])}; "
+                   f"{result['checked_configs']} trial configs of {result['config']} validated)")
+        return
+    best, metric = result["best"], result["metric"]
+    if best is not None:
+        shown = " ".join(f"{k}={v}" for k, v in sorted(best["flat"].items()))
+        typer.echo(f"best: {best['id']} {metric}={best['summary'][metric]:.4f} {shown}")
+    typer.echo(f"trials: ran {result['ran']} ({result['failed']} failed), "
+               f"{result['finished_total']}/{result['trials_total']} finished in {result['out']}")
+    typer.echo(f"results: {result['results']}\npareto: {result['pareto']}")
+    if result["failed"]:
+        typer.echo(f"espcn-lab: {result['failed']} trial(s) failed; see the error column of {result['results']}", err=True)
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- entry point
