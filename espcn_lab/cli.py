@@ -98,22 +98,131 @@ def evaluate() -> None:
 
 
 # ---------------------------------------------------------------- upscale / bench / export (issue 5)
-@app.command()
-def upscale() -> None:
-    """Super-resolve images, folders or videos."""
-    raise NotImplementedError("upscale")
+_MODEL_HELP = "x2, x3, x4 (shipped weights), a .safetensors file or a Lightning .ckpt."
+_DEVICE_HELP = "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
+_PRECISION_HELP = "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."
+_BACKEND_HELP = "auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime."
+
+
+def _upscaler(model: str, device: str, precision: str, backend: str, tile: int = 1024, compile: bool = False):
+    from espcn_lab.checkpoint import load_model
+    from espcn_lab.infer import Upscaler
+
+    loaded = load_model(model)
+    return loaded, Upscaler(loaded.model, device=device, precision=precision, backend=backend, tile=tile,
+                            compile=compile)
 
 
 @app.command()
-def bench() -> None:
-    """Measure latency and frames/s against baselines."""
-    raise NotImplementedError("bench")
+def upscale(
+    model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Images (any Pillow format), folders of images/frames, or videos (mp4, mkv, mov, y4m, ...).")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output file (one input) or folder (keeps input names) [default: NAME_xS.EXT beside each input].")] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
+    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "auto",
+    backend: Annotated[str, typer.Option(help=_BACKEND_HELP)] = "auto",
+    tile: Annotated[int, typer.Option(
+        help="Largest LR tile side; bigger images run in overlapping tiles with identical output (0: never tile).")] = 1024,
+    batch: Annotated[int, typer.Option(help="Video frames per model call.", min=1)] = 4,
+    codec: Annotated[str, typer.Option(help="Video codec: auto (libx264; rawvideo for .y4m) or any PyAV encoder name.")] = "auto",
+    crf: Annotated[int, typer.Option(help="Video quality for x264/x265/vp9 (lower is better; 18 is visually lossless).")] = 18,
+    compile: Annotated[bool, typer.Option(help="torch.compile the network (torch backend).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars (frames/s for videos).")] = True,
+) -> None:
+    """Super-resolve images, folders or videos: Y through the network, colour and alpha by bicubic.
+
+    A file that fails is reported on one line and the others are still processed; the exit code is 1
+    if any failed.
+    """
+    from espcn_lab.upscale import upscale_files
+
+    _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
+    report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
+                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr))
+    for _, dst in report.written:
+        print(dst)
+    print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
+          + (f"; {len(report.failed)} failed" if report.failed else ""), file=sys.stderr)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
-def export() -> None:
-    """Export a model for deployment (ONNX)."""
-    raise NotImplementedError("export")
+def bench(
+    model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
+    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "auto",
+    backend: Annotated[str, typer.Option(help=_BACKEND_HELP)] = "auto",
+    resolution: Annotated[list[str], typer.Option(
+        help="Output resolution(s): 720p, 1080p, 4k (repeat the option for several).")] = ["1080p"],
+    runs: Annotated[int, typer.Option(help="Timed calls per figure (median reported).", min=1)] = 20,
+    warmup: Annotated[int, typer.Option(help="Untimed calls first.", min=0)] = 3,
+    budget: Annotated[float, typer.Option(help="Stop timing a figure after this many seconds (at least 3 calls).")] = 10.0,
+    baselines: Annotated[bool, typer.Option(help="Also time bicubic, SRCNN 9-5-5, deconvolution, stock PyTorch, OpenCV.")] = True,
+    peer_models: Annotated[Path, typer.Option(
+        help="Folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (directly or under ESPCN/).")] = Path("../shared/data/peers/opencv_dnn_superres"),
+    pipeline: Annotated[bool, typer.Option(
+        help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
+    video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+) -> None:
+    """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
+    import json
+
+    from espcn_lab.bench import RESOLUTIONS, run_bench
+    from espcn_lab.errors import UserError
+
+    bad = [r for r in resolution if r not in RESOLUTIONS]
+    if bad:
+        raise UserError(f"unknown resolution {bad[0]!r}; choose from {', '.join(RESOLUTIONS)}")
+    loaded, upscaler = _upscaler(model, device, precision, backend)
+    report = run_bench(upscaler, loaded.model, resolution, runs, warmup, budget, baselines,
+                       peer_models, pipeline, video)
+    _print_bench(report)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=1))
+        print(f"wrote {json_path}")
+
+
+def _print_bench(report: dict) -> None:
+    m = report["machine"]
+    print(f"x{report['scale']} {report['backend']} {report['precision']} on {m.get('gpu', m['cpu'])} "
+          f"({m['threads']} threads, torch {m['torch']})")
+    for res, r in report["by_resolution"].items():
+        print(f"{res} ({r['input']} -> {r['output']}): model {r['ms_per_frame']:.3f} ms/frame "
+              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms")
+        for name, b in r.get("baselines", {}).items():
+            figure = f"{b['ms_per_frame']:10.3f} ms  {b['fps']:9.1f} fps" if "ms_per_frame" in b else f"skipped: {b['skipped']}"
+            print(f"  {name:30s} {figure}")
+        if r.get("ratios"):
+            print("  ratios: " + ", ".join(f"{k} {v}" for k, v in r["ratios"].items()))
+        if r.get("pipeline"):
+            p = r["pipeline"]
+            print(f"  video pipeline {p['pipeline_fps']} fps vs decode+bicubic+encode {p['decode_bicubic_encode_fps']} fps "
+                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']})")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write, e.g. espcn_x3.onnx.")],
+    format: Annotated[str, typer.Option("--format", help="Export format: onnx (dynamic batch, height, width).")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    check: Annotated[bool, typer.Option(help="Compare ONNX Runtime against PyTorch on seeded inputs.")] = True,
+) -> None:
+    """Export a model for deployment (ONNX) and check it against PyTorch."""
+    from espcn_lab.checkpoint import load_model
+    from espcn_lab.export import export_model
+
+    result = export_model(load_model(model), output, format, opset, check)
+    line = f"wrote {result['path']} ({result['bytes']:,} bytes, opset {result['opset']})"
+    if "parity" in result:
+        p = result["parity"]
+        line += f"; parity vs PyTorch: max |diff| {p['max_abs_diff_255']:.2e} (0-255), PSNR {p['psnr_db']:.1f} dB"
+    print(line)
 
 
 # ---------------------------------------------------------------- sweep (issue 6)

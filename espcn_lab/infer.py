@@ -10,12 +10,14 @@ untiled outputs are identical while memory stays bounded by the tile size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from espcn_lab.imaging import rgb_to_ycbcr, to_uint8
 from espcn_lab.model import ESPCN
-from espcn_lab.runtime import make_runner, pick_backend, pick_device, pick_precision
+from espcn_lab.runtime import cuda_graph, make_runner, pick_backend, pick_device, pick_precision
 
 # BT.601 as MATLAB, read off imaging's own function so the two can never disagree.
 _BASIS = rgb_to_ycbcr(np.array([[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8))[0]
@@ -47,22 +49,37 @@ def _symmetric_index(n: int, pad: int, device: torch.device) -> torch.Tensor:
     return idx.clamp_(0, n - 1)
 
 
+def _bicubic_taps(scale: int) -> list[list[float]]:
+    """For each of the ``scale`` output phases, the weights of input offsets -2..2 (MATLAB normalises them)."""
+    phase = (torch.arange(scale, dtype=torch.float64) + 0.5) / scale - 0.5
+    taps = _cubic(phase[:, None] - torch.arange(-2, 3, dtype=torch.float64)[None, :])
+    return (taps / taps.sum(1, keepdim=True)).tolist()
+
+
+def _fir(x: torch.Tensor, weights: list[float], dim: int, n: int) -> torch.Tensor:
+    """Sum of ``weights[k] * x.narrow(dim, k, n)``: a 5-tap filter as shifted multiply-adds."""
+    acc = None
+    for k, wk in enumerate(weights):
+        if abs(wk) > 1e-12:  # the centre phase of odd scales is the identity
+            part = x.narrow(dim, k, n)
+            acc = part * wk if acc is None else acc.add_(part, alpha=wk)
+    return acc
+
+
 def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """(B, C, h, w) float -> (B, C, h*scale, w*scale): MATLAB ``imresize(x, scale)``, unrounded.
 
-    Output pixel ``i`` samples input coordinate ``(i + 0.5) / scale - 0.5``; each of the ``scale``
-    phases is a fixed 5-tap filter, applied separably with symmetric borders (as MATLAB).
+    Output pixel ``i`` samples input coordinate ``(i + 0.5) / scale - 0.5``, so each of the ``scale``
+    phases is a fixed 5-tap filter; applied separably with symmetric borders (as MATLAB). Shifted
+    multiply-adds beat a 1-channel conv2d on CPU by ~2x and run anywhere torch does.
     """
     b, c, h, w = x.shape
-    phase = (torch.arange(scale, dtype=torch.float64) + 0.5) / scale - 0.5
-    taps = _cubic(phase[:, None] - torch.arange(-2, 3, dtype=torch.float64)[None, :])
-    taps = (taps / taps.sum(1, keepdim=True)).to(x.device, x.dtype)  # (scale, 5)
-    y = x.reshape(b * c, 1, h, w)
-    y = y.index_select(2, _symmetric_index(h, 2, x.device)).index_select(3, _symmetric_index(w, 2, x.device))
-    y = torch.nn.functional.conv2d(y, taps.view(scale, 1, 5, 1))  # (bc, s, h, w+4)
-    y = y.permute(0, 2, 1, 3).reshape(b * c, 1, h * scale, w + 4)
-    y = torch.nn.functional.conv2d(y, taps.view(scale, 1, 1, 5))  # (bc, s, h*s, w)
-    return y.permute(0, 2, 3, 1).reshape(b, c, h * scale, w * scale)
+    taps = _bicubic_taps(scale)
+    y = x.reshape(b * c, h, w).index_select(1, _symmetric_index(h, 2, x.device))
+    y = torch.stack([_fir(y, t, 1, h) for t in taps], 2).reshape(b * c, h * scale, w)
+    y = y.index_select(2, _symmetric_index(w, 2, x.device))
+    y = torch.stack([_fir(y, t, 2, w) for t in taps], 3)
+    return y.reshape(b, c, h * scale, w * scale)
 
 
 def rgb_to_ycbcr_t(rgb: torch.Tensor) -> torch.Tensor:
@@ -72,9 +89,17 @@ def rgb_to_ycbcr_t(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def ycbcr_to_rgb_t(ycc: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``rgb_to_ycbcr_t``; unrounded, unclipped."""
-    m, off = _YCBCR_TO_RGB.to(ycc.device), _OFFSET.to(ycc.device)
-    return torch.einsum("ij,bjhw->bihw", m, ycc - off.view(1, 3, 1, 1))
+    """Inverse of ``rgb_to_ycbcr_t``; unrounded, unclipped. Skips the matrix's zeros (Cb->R, Cr->B)."""
+    planes = [ycc[:, j:j + 1] - float(_OFFSET[j]) for j in range(3)]
+    luma = planes[0] * float(_YCBCR_TO_RGB[0, 0])  # the same luma weight for R, G and B
+    out = []
+    for row in _YCBCR_TO_RGB.tolist():
+        acc = luma.clone()
+        for j in (1, 2):
+            if abs(row[j]) > 1e-5:  # 3e-7 and 3e-6: rounding residue of exact zeros
+                acc.add_(planes[j], alpha=row[j])
+        out.append(acc)
+    return torch.cat(out, 1)
 
 
 def receptive_radius(model: ESPCN) -> int:
@@ -98,7 +123,7 @@ class Upscaler:
         self.margin = max(receptive_radius(model), 2)  # 2 = bicubic's reach on each side
         self.tile = int(tile)
         self.net = make_runner(model, self.backend, self.device, self.precision, channels_last, compile)
-        self._graphs: dict[tuple, tuple] | None = (
+        self._graphs: dict[tuple, Callable] | None = (
             {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend == "torch" else None)
         self._seen: set[tuple] = set()
 
@@ -132,21 +157,8 @@ class Upscaler:
             self._seen.add(key)
             return self.pipeline(lq)
         if key not in self._graphs:
-            static_in = lq.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self.pipeline(static_in)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self.pipeline(static_in)
-            self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = self._graphs[key]
-        static_in.copy_(lq)
-        graph.replay()
-        return static_out
+            self._graphs[key] = cuda_graph(self.pipeline, lq)
+        return self._graphs[key](lq)
 
     def _spans(self, n: int) -> list[tuple[int, int, int, int]]:
         """Tiles along one axis: (start, stop) kept, (lo, hi) read with the overlap margin."""

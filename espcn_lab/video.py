@@ -19,6 +19,7 @@ import numpy as np
 from espcn_lab.errors import UserError
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".y4m", ".avi", ".webm", ".m4v")
+RGB_CODECS = {"ffv1": "bgr0", "libx264rgb": "rgb24", "png": "rgb24", "qtrle": "rgb24"}
 FrameFn = Callable[[np.ndarray], np.ndarray]  # (B, h, w, 3) uint8 -> (B, h*s, w*s, 3) uint8
 
 
@@ -75,7 +76,10 @@ def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, 
     stream = out.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     even = width % 2 == 0 and height % 2 == 0
-    stream.pix_fmt = "yuv420p" if even or codec not in ("libx264", "libx265") else "yuv444p"
+    if codec in RGB_CODECS:  # lossless RGB: the upscaled frames survive bit-exactly
+        stream.pix_fmt = RGB_CODECS[codec]
+    else:
+        stream.pix_fmt = "yuv420p" if even or codec not in ("libx264", "libx265") else "yuv444p"
     if codec in ("libx264", "libx265", "libvpx-vp9"):
         stream.options = {"crf": str(crf)}
     return stream

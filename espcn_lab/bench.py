@@ -1,0 +1,246 @@
+"""``espcn-lab bench``: ms per frame and frames/s of a model, with its baselines measured in the same run.
+
+The model figure (``ms_per_frame``, ``fps``) is the network on a prepared Y plane at the LR size
+of the chosen output resolution, as the paper and ``SPEED.md`` time it; ``frame_ms`` adds the whole
+RGB frame path (colour conversion, bicubic chroma, uint8 in and out). Every figure is the median of
+many timed calls after warm-up, CUDA-synchronised on GPU. Baselines (same device, same run): stock
+PyTorch fp32 eager NCHW ESPCN, the same network in PyTorch at the run's precision, the network with
+a deconvolution last layer, SRCNN 9-5-5 (+ bicubic), bicubic alone, and OpenCV dnn_superres ESPCN.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from espcn_lab.infer import Upscaler, bicubic_upsample
+from espcn_lab.model import ESPCN
+
+RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
+PEER_MODELS = Path("../shared/data/peers/opencv_dnn_superres")
+
+
+def measure(fn: Callable[[int], object], device: torch.device, warmup: int = 3, runs: int = 20,
+            budget_s: float = 10.0) -> dict:
+    """Median ms of ``fn(i)`` over up to ``runs`` calls (at least 3, stopping once ``budget_s`` is spent)."""
+    cuda = device.type == "cuda"
+    for i in range(warmup):
+        fn(i)
+    if cuda:
+        torch.cuda.synchronize()
+    times: list[float] = []
+    start = time.perf_counter()
+    for i in range(runs):
+        if cuda:
+            t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0.record()
+            fn(i)
+            t1.record()
+            t1.synchronize()
+            times.append(t0.elapsed_time(t1))
+        else:
+            t0 = time.perf_counter()
+            fn(i)
+            times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= 3 and time.perf_counter() - start > budget_s:
+            break
+    ms = statistics.median(times)
+    return {"ms_per_frame": round(ms, 4), "fps": round(1e3 / ms, 2), "runs": len(times)}
+
+
+def deconv_twin(model: ESPCN) -> nn.Module:
+    """The same hidden layers with a ConvTranspose2d(k=3r, stride=r) last layer instead of sub-pixel."""
+    s, last = model.scale, model.conv_layers()[-1]
+    deconv = nn.ConvTranspose2d(last.in_channels, model.channels, 3 * s, stride=s, padding=s)
+    return nn.Sequential(*model.body, deconv).eval()
+
+
+def srcnn(channels: int = 1) -> nn.Module:
+    """SRCNN 9-5-5 (Dong et al.), the paper's speed baseline; it runs on the bicubic-upscaled frame."""
+    return nn.Sequential(nn.Conv2d(channels, 64, 9, padding=4), nn.ReLU(), nn.Conv2d(64, 32, 5, padding=2),
+                         nn.ReLU(), nn.Conv2d(32, channels, 5, padding=2)).eval()
+
+
+def _torch_fn(net: nn.Module, inputs: list[torch.Tensor], dtype: torch.dtype, layout, pre=None):
+    """Timed closure: ``net`` (after ``pre``, e.g. bicubic for SRCNN) on rotating inputs."""
+    net = net.to(inputs[0].device, dtype).to(memory_format=layout)
+    xs = [x.to(dtype) for x in inputs]
+
+    @torch.inference_mode()
+    def run(i: int):
+        x = xs[i % len(xs)]
+        if pre is not None:
+            x = pre(x)
+        return net(x.contiguous(memory_format=layout))
+
+    return run
+
+
+def _opencv(lq_y: torch.Tensor, scale: int, peer_models: Path) -> Callable[[int], object] | str:
+    """OpenCV dnn_superres ESPCN on the same LR frame (BGR in/out, its own colour handling), or why not."""
+    try:
+        import cv2
+    except ImportError:
+        return "opencv-contrib-python-headless not installed"
+    path = next((p for p in (peer_models / f"ESPCN_x{scale}.pb", peer_models / "ESPCN" / f"ESPCN_x{scale}.pb")
+                 if p.is_file()), None)
+    if path is None or not hasattr(cv2, "dnn_superres"):
+        return f"no ESPCN_x{scale}.pb under {peer_models}"
+    sr = cv2.dnn_superres.DnnSuperResImpl_create()
+    sr.readModel(str(path))
+    sr.setModel("espcn", scale)
+    bgr = (lq_y[0, 0].cpu() * 255).byte().numpy()[..., None].repeat(3, axis=2)
+    return lambda i: sr.upsample(bgr)
+
+
+def _bicubic_frames(device: torch.device, scale: int) -> Callable:
+    """The model-free video path: (B, h, w, 3) uint8 -> bicubic (B, h*s, w*s, 3) uint8 on ``device``."""
+    def run(frames):
+        x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()
+        y = bicubic_upsample(x, scale).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+        return y.permute(0, 2, 3, 1).cpu().numpy()
+    return run
+
+
+def _baselines(model: ESPCN, inputs: list[torch.Tensor], upscaler: Upscaler, opts: dict,
+               peer_models: Path) -> dict:
+    import copy
+
+    from tqdm import tqdm
+
+    from espcn_lab.runtime import PRECISIONS
+
+    dtype, cl, s = PRECISIONS[upscaler.precision], torch.channels_last, model.scale
+    fns: dict[str, Callable | str] = {
+        "espcn_torch_fp32_nchw_eager": _torch_fn(copy.deepcopy(model), inputs, torch.float32, torch.contiguous_format),
+        "espcn_torch": _torch_fn(copy.deepcopy(model), inputs, dtype, cl),
+        "espcn_deconv": _torch_fn(deconv_twin(copy.deepcopy(model)), inputs, dtype, cl),
+        "srcnn_9_5_5": _torch_fn(srcnn(model.channels), inputs, dtype, cl, pre=lambda x: bicubic_upsample(x, s)),
+        "bicubic": lambda i: bicubic_upsample(inputs[i % len(inputs)].to(dtype), s),
+        "opencv_espcn": _opencv(inputs[0], s, peer_models) if model.channels == 1 else "needs a Y model",
+    }
+    out = {}
+    for name, fn in tqdm(fns.items(), desc="baselines", leave=False):
+        if isinstance(fn, str):
+            out[name] = {"skipped": fn}
+        else:
+            device = torch.device("cpu") if name == "opencv_espcn" else inputs[0].device
+            out[name] = measure(fn, device, **opts)
+    return out
+
+
+def _ratios(result: dict, scale: int) -> dict:
+    import math
+
+    base = result["baselines"]
+
+    def ms(name: str) -> float | None:
+        return base.get(name, {}).get("ms_per_frame")
+
+    pairs = {"stock_over_model": (ms("espcn_torch_fp32_nchw_eager"), result["ms_per_frame"]),
+             "opencv_over_model": (ms("opencv_espcn"), result["ms_per_frame"]),
+             "srcnn_over_espcn": (ms("srcnn_9_5_5"), ms("espcn_torch")),
+             "deconv_over_subpixel": (ms("espcn_deconv"), ms("espcn_torch"))}
+    ratios = {k: round(a / b, 2) for k, (a, b) in pairs.items() if a and b}
+    ratios["paper_deconv_claim"] = round(math.log2(scale**2), 2)
+    return ratios
+
+
+def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: dict, baselines: bool = True,
+                     peer_models: Path = PEER_MODELS) -> dict:
+    """Model, full-frame and baseline timings for one output resolution."""
+    import numpy as np
+
+    height, width = RESOLUTIONS[resolution]
+    s, dev = model.scale, upscaler.device
+    h, w = height // s, width // s
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(1, model.channels, h, w, generator=gen).to(dev) for _ in range(4)]
+    net = upscaler.net
+    if dev.type == "cuda" and upscaler.backend == "torch" and upscaler._graphs is not None:
+        from espcn_lab.runtime import cuda_graph
+
+        net = cuda_graph(net, inputs[0])
+    result = {"resolution": resolution, "output": f"{w * s}x{h * s}", "input": f"{w}x{h}",
+              **measure(lambda i: net(inputs[i % len(inputs)]), dev, **opts)}
+    frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(2)]
+    result["frame_ms"] = measure(lambda i: upscaler(frames[i % 2]), dev, **opts)["ms_per_frame"]
+    if baselines:
+        result["baselines"] = _baselines(model, inputs, upscaler, opts, peer_models)
+        result["ratios"] = _ratios(result, s)
+    return result
+
+
+def _synthetic_clip(path: Path, height: int, width: int, frames: int) -> Path:
+    """A smooth moving test pattern (lossless FFV1) to time the video pipeline without real footage."""
+    import av
+    import numpy as np
+
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(frames):
+            rgb = np.stack([np.sin((xx + 4 * t) / 23), np.cos((yy - 3 * t) / 17), np.sin((xx + yy + 5 * t) / 31)], -1)
+            frame = av.VideoFrame.from_ndarray(((rgb + 1) * 127.5).astype(np.uint8), format="rgb24")
+            frame.pts = t
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def bench_pipeline(upscaler: Upscaler, resolution: str, frames: int = 24, video: Path | None = None,
+                   codec: str = "auto") -> dict:
+    """End-to-end video fps: decode + model + encode against decode + bicubic + encode (the model-free floor)."""
+    import tempfile
+
+    from espcn_lab.video import upscale_video
+
+    height, width = RESOLUTIONS[resolution]
+    s = upscaler.scale
+    with tempfile.TemporaryDirectory() as tmp:
+        src = video or _synthetic_clip(Path(tmp) / "lq.mkv", height // s, width // s, frames)
+        seconds = {}
+        for name, fn in (("decode_bicubic_encode", _bicubic_frames(upscaler.device, s)), ("pipeline", upscaler)):
+            t0 = time.perf_counter()
+            done = upscale_video(src, Path(tmp) / f"{name}.mp4", fn, s, codec=codec, progress=False)
+            seconds[name] = time.perf_counter() - t0
+    n = done["frames"]
+    return {"frames": n, "codec": done["codec"], "source": str(video or "synthetic"),
+            "decode_bicubic_encode_fps": round(n / seconds["decode_bicubic_encode"], 2),
+            "pipeline_fps": round(n / seconds["pipeline"], 2),
+            "pipeline_over_floor": round(seconds["decode_bicubic_encode"] / seconds["pipeline"], 3)}
+
+
+def machine(device: torch.device) -> dict:
+    """Where the figures were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run_bench(upscaler: Upscaler, model: ESPCN, resolutions: list[str], runs: int = 20, warmup: int = 3,
+              budget_s: float = 10.0, baselines: bool = True, peer_models: Path = PEER_MODELS,
+              pipeline: bool = False, video: Path | None = None) -> dict:
+    """The ``bench`` report: top-level figures are the first resolution's; all of them under ``by_resolution``."""
+    opts = {"warmup": warmup, "runs": runs, "budget_s": budget_s}
+    by_res = {}
+    for res in resolutions:
+        by_res[res] = bench_resolution(upscaler, model, res, opts, baselines, peer_models)
+        if pipeline:
+            by_res[res]["pipeline"] = bench_pipeline(upscaler, res, video=video)
+    first = by_res[resolutions[0]]
+    return {"scale": model.scale, "backend": upscaler.backend, "precision": upscaler.precision,
+            "machine": machine(upscaler.device), **first, "by_resolution": by_res}
