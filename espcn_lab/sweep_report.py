@@ -59,8 +59,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def _label(record: dict) -> str:
+    """``#number`` (the results.csv row) plus the parameters when they fit in a short label."""
     text = " ".join(f"{k.split('.')[-1]}={_cell(v)}" for k, v in sorted(record["flat"].items()))
-    return text if len(text) <= 48 else text[:45] + "..."
+    return f"#{record['number']}" + (f" {text}" if len(text) <= 30 else "")
 
 
 def plot_pareto(records: list[dict], path: Path, metric: str = "val/psnr_y") -> Path:
@@ -77,7 +78,8 @@ def plot_pareto(records: list[dict], path: Path, metric: str = "val/psnr_y") -> 
     if points:
         ax.scatter(*zip(*points), color="0.6", label="trial", zorder=2)
         front = pareto_front(points)
-        ax.plot(*zip(*(points[i] for i in front)), "o-", color="tab:red", label="Pareto front", zorder=3)
+        ax.plot(*zip(*(points[i] for i in front)), "o-", color="tab:red", drawstyle="steps-post",
+                label="Pareto front", zorder=3)
         for i in front:
             ax.annotate(_label(done[i]), points[i], fontsize=6, xytext=(4, 4), textcoords="offset points")
         ax.legend(loc="lower right")

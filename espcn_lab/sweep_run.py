@@ -86,16 +86,24 @@ class SweepRunner:
                                          "sweep": self.sweep.raw, "overrides": self.overrides}, indent=2, default=str))
         return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("trial-*.json"))]
 
+    def _finished(self) -> set[str]:
+        return {i for i, r in self.records.items() if r["status"] == "finished"}
+
+    def _grid_todo(self) -> list[dict]:
+        names = [p.name for p in self.sweep.params]
+        points = itertools.product(*(p.grid_values() for p in self.sweep.params))
+        todo = [dict(zip(names, combo)) for combo in itertools.islice(points, self.count)]
+        return [values for values in todo if trial_id(values) not in self._finished()]
+
+    def _planned(self) -> int:
+        """How many trials this run will start (random/bayes: fewer if the space runs out)."""
+        return len(self._grid_todo()) if self.study is None else max(0, self.count - len(self._finished()))
+
     def _proposals(self) -> Iterator[tuple[dict, Any]]:
         """Yield (values, optuna trial or None) for trials still to run, skipping finished ones."""
-        finished = {i for i, r in self.records.items() if r["status"] == "finished"}
+        finished = self._finished()
         if self.study is None:
-            names = [p.name for p in self.sweep.params]
-            points = itertools.product(*(p.grid_values() for p in self.sweep.params))
-            for combo in itertools.islice(points, self.count):
-                values = dict(zip(names, combo))
-                if trial_id(values) not in finished:
-                    yield values, None
+            yield from ((values, None) for values in self._grid_todo())
             return
         self._seed_study(finished)
         wanted, duplicates, seen = self.count - len(finished), 0, set(finished)
@@ -188,7 +196,7 @@ class SweepRunner:
 
         proposals, running, ran = self._proposals(), {}, []
         free = list(self.slots)
-        bar = tqdm(desc=f"sweep {self.sweep.path.name}", unit="trial", dynamic_ncols=True)
+        bar = tqdm(total=self._planned(), desc=f"sweep {self.sweep.path.name}", unit="trial", dynamic_ncols=True)
         try:
             while True:
                 while free and (nxt := next(proposals, None)) is not None:
