@@ -79,4 +79,12 @@ def extract_pairs(rgb: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndar
         empty = np.zeros((0,), np.uint8)
         return empty, empty, positions
     lr = degrade(hr, s, spec.degradation)
-    return cut(lr, positions, spec.lq_patch), cut(hr, positions * s, spec.gt_patch), positions
+    return cut_grid(lr, len(positions), spec.lq_patch, spec.stride), \
+        cut_grid(hr, len(positions), spec.gt_patch, spec.stride * s), positions
+
+
+def cut_grid(img: np.ndarray, n: int, size: int, step: int) -> np.ndarray:
+    """The first ``n`` patches of a regular grid (row-major, as ``patch_grid``) via strided views; same as ``cut``."""
+    windows = np.lib.stride_tricks.sliding_window_view(img, (size, size), axis=(0, 1))[::step, ::step]
+    windows = np.moveaxis(windows, (-2, -1), (2, 3)) if img.ndim == 3 else windows  # (gy, gx, size, size[, C])
+    return windows.reshape(-1, *windows.shape[2:])[:n].copy()

@@ -61,3 +61,28 @@ def test_y_channel_is_bt601_of_the_modcropped_image(rng):
 def test_too_small_image_gives_no_pairs(rng):
     lq, gt, positions = extract_pairs(_smooth_rgb(rng, 50, 200), PatchSpec(scale=3))
     assert len(positions) == 0 and lq.size == 0
+
+
+def test_tapwise_resize_is_bit_identical_to_resize_right(rng):
+    from data_prep import fast_resize
+    from espcn_lab.imaging import imresize
+
+    cases = [(rng.uniform(0, 255, (s * int(rng.integers(6, 40)), s * int(rng.integers(6, 40)), *c)), s)
+             for s in (2, 3, 4) for c in ((), (3,))]
+    try:
+        fast_resize.install(False)
+        expected = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
+        fast_resize.install(True)
+        got = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
+    finally:
+        fast_resize.install(False)
+    assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(expected, got))
+
+
+def test_grid_cut_equals_gather(rng):
+    from data_prep.patches import cut_grid
+
+    for img in (rng.integers(0, 256, (50, 40), dtype=np.uint8), rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)):
+        spec = PatchSpec(scale=2, lq_patch=9, stride=7)
+        grid = patch_grid(50, 40, spec)
+        assert np.array_equal(cut_grid(img, len(grid), 9, 7), cut(img, grid, 9))
