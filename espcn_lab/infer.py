@@ -177,7 +177,7 @@ class Upscaler:
         out = np.empty((b, h * s, w * s, c), dtype=np.uint8)
         for y0, y1, ya, yb in self._spans(h):
             for x0, x1, xa, xb in self._spans(w):
-                tile = torch.from_numpy(np.ascontiguousarray(batch[:, ya:yb, xa:xb])).to(self.device)
+                tile = torch.from_numpy(np.require(batch[:, ya:yb, xa:xb], requirements="CW")).to(self.device)
                 sr = self._run(tile)[:, (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
                 out[:, y0 * s:y1 * s, x0 * s:x1 * s] = sr.cpu().numpy()
         return out[0, ..., 0] if squeeze else out[0] if lq.ndim == 3 else out
