@@ -1,0 +1,147 @@
+"""``espcn-lab eval``: score a model on folders of HR images by the standard protocol, against bicubic.
+
+Per image: modcrop, LR made with the model's own degradation, the network on Y (or RGB), PSNR-Y and
+SSIM-Y with ``scale`` pixels shaved; per set: means and a paired t-test (``scipy.stats.ttest_rel``)
+of the model's PSNR against bicubic over the same images, as the paper reports significance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from espcn_lab.errors import UserError
+from espcn_lab.hr_images import iter_hr_images, list_hr_files, make_eval_pair, sr_luma
+from espcn_lab.imaging import to_uint8, upscale_bicubic
+from espcn_lab.metrics import psnr_y, ssim_y
+
+
+def parse_datasets(items: list[str]) -> dict[str, str]:
+    """``['Set5=../data/Set5', ...]`` -> {'Set5': '../data/Set5'}; a bare DIR is named after its folder."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            name, folder = Path(item).name, item
+        if not name or not folder:
+            raise UserError(f"--data expects NAME=DIR, got {item!r}")
+        out[name] = folder
+    return out
+
+
+def pick_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else is checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise UserError(f"--device: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available here")
+    return dev
+
+
+@torch.inference_mode()
+def run_model(model, lq: np.ndarray, device: torch.device) -> np.ndarray:
+    """(h, w) or (h, w, 3) uint8 -> the network's (h*s, w*s[, 3]) uint8 output, one untiled pass."""
+    x = torch.from_numpy(np.ascontiguousarray(lq)).to(device)
+    x = (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).float() / 255.0
+    sr = model(x)[0].clamp_(0, 1).mul_(255.0).cpu().numpy()
+    return to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0))
+
+
+def paired_p_value(ours: list[float], baseline: list[float]) -> float:
+    """Two-sided paired t-test p-value; NaN with fewer than 2 images or identical scores."""
+    from scipy.stats import ttest_rel
+
+    if len(ours) < 2:
+        return float("nan")
+    p = float(ttest_rel(ours, baseline).pvalue)
+    return p if math.isfinite(p) else float("nan")
+
+
+def _hr_source(folder: str) -> tuple:
+    """(iterator of (name, HR uint8), count): a folder of images (or frames), or a video file's frames."""
+    from espcn_lab.video import is_video, named_frames
+
+    if is_video(Path(folder)):
+        return named_frames(folder)  # mean over frames, as the paper's video tables
+    return iter_hr_images(folder), len(list_hr_files(folder))
+
+
+def score_set(loaded, folder: str, device: torch.device, name: str) -> dict[str, Any]:
+    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model on one folder."""
+    scale, channels = loaded.config.model.scale, loaded.config.model.channels
+    images = []
+    source, total = _hr_source(folder)
+    for image_name, hr in tqdm(source, total=total, desc=name, leave=False):
+        pair = make_eval_pair(image_name, hr, scale, loaded.degradation, channels)
+        ours = sr_luma(run_model(loaded.model, pair.lq, device))
+        bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
+        images.append({"name": image_name,
+                       "bicubic": {"psnr_y": psnr_y(bicubic, pair.gt_y, scale), "ssim_y": ssim_y(bicubic, pair.gt_y, scale)},
+                       "model": {"psnr_y": psnr_y(ours, pair.gt_y, scale), "ssim_y": ssim_y(ours, pair.gt_y, scale)}})
+    summary = {method: {metric: float(np.mean([im[method][metric] for im in images])) for metric in ("psnr_y", "ssim_y")}
+               for method in ("bicubic", "model")}
+    p = paired_p_value([im["model"]["psnr_y"] for im in images], [im["bicubic"]["psnr_y"] for im in images])
+    return {"folder": str(folder), "images": images, **summary, "p_value_vs_bicubic": p}
+
+
+def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = None,
+             device: str = "auto") -> dict[str, Any]:
+    """Score ``model_spec`` (x2|x3|x4, .safetensors, .ckpt) on each NAME -> folder; JSON-ready results."""
+    from espcn_lab.checkpoint import load_model
+
+    if not datasets:
+        raise UserError("give at least one --data NAME=DIR")
+    for name, folder in datasets.items():  # fail before loading anything
+        try:
+            _hr_source(folder)
+        except UserError as err:
+            raise UserError(f"--data {name}: {err}") from None
+    loaded = load_model(model_spec)
+    model_scale = loaded.config.model.scale
+    if scale is not None and scale != model_scale:
+        raise UserError(f"--scale {scale}: the model {model_spec} is x{model_scale}")
+    dev = pick_device(device)
+    loaded.model.to(dev).eval()
+    sets = {name: score_set(loaded, folder, dev, name) for name, folder in datasets.items()}
+    return {"model": model_spec, "scale": model_scale, "degradation": loaded.degradation.to_dict(),
+            "config": loaded.config.model.__dict__, "datasets": sets}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """One block per dataset: bicubic and model PSNR-Y / SSIM-Y, gain and p-value."""
+    lines = [f"model {results['model']}  x{results['scale']}  degradation {results['degradation']['kind']}"]
+    for name, s in results["datasets"].items():
+        gain = s["model"]["psnr_y"] - s["bicubic"]["psnr_y"]
+        lines += [f"\n{name} ({len(s['images'])} images)",
+                  f"  {'method':<10}{'PSNR-Y':>9}{'SSIM-Y':>9}",
+                  f"  {'bicubic':<10}{s['bicubic']['psnr_y']:>9.2f}{s['bicubic']['ssim_y']:>9.4f}",
+                  f"  {'model':<10}{s['model']['psnr_y']:>9.2f}{s['model']['ssim_y']:>9.4f}",
+                  f"  gain {gain:+.2f} dB, paired t-test p = {s['p_value_vs_bicubic']:.3g}"]
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: str | Path) -> Path:
+    """Write the results (NaN as null) to ``path``."""
+    def clean(obj):
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        return obj
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean(results), indent=2))
+    return path

@@ -1,0 +1,121 @@
+"""LightningModule for ESPCN: MSE loss, per-layer learning rates, the paper's schedule, validation by protocol.
+
+Schedule (Sec. 3.2): start at ``optim.learning_rate``; whenever the epoch's training cost improves by
+less than ``optim.plateau_threshold`` (relative) for ``optim.plateau_patience`` epochs, multiply the
+rate by ``optim.lr_decay_factor``, never below ``optim.final_learning_rate``. The last layer always
+learns ``optim.last_layer_lr_scale`` times slower. Early stopping lives in ``train.py``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from espcn_lab.checkpoint import build_model
+from espcn_lab.config import Config, to_dict
+from espcn_lab.hr_images import sr_luma
+from espcn_lab.imaging import DegradationSpec, to_uint8
+from espcn_lab.metrics import psnr_y, ssim_y
+
+PLATEAU_MONITOR = "train/epoch_loss"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class ESPCNModule(L.LightningModule):
+    """Holds ``self.model`` (an ESPCN), so checkpoint weights are ``model.*``."""
+
+    def __init__(self, cfg: Config, degradation: DegradationSpec, nan_check_every: int = 10):
+        super().__init__()
+        self.cfg, self.degradation = cfg, degradation
+        self.model = build_model(cfg)
+        self.nan_check_every = max(1, nan_check_every)
+        self._bad_loss = None
+        self._val_scores: dict[int, list[tuple[float, float]]] = defaultdict(list)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
+        return self.model(lq)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches travel as uint8 (4x fewer bytes); become float in [0, 1] on the device."""
+        if self.trainer is not None and self.trainer.training:
+            lq, gt = batch
+            return lq.float().div_(255.0), gt.float().div_(255.0)
+        return batch
+
+    # ------------------------------------------------------------ training
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        lq, gt = batch
+        loss = F.mse_loss(self.model(lq), gt)
+        self._check_finite(loss, batch_idx)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log(PLATEAU_MONITOR, loss, on_step=False, on_epoch=True, sync_dist=True)
+        return loss
+
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Every few steps (a host sync), stop every rank together if the loss was ever non-finite."""
+        bad = ~torch.isfinite(loss.detach())
+        self._bad_loss = bad if self._bad_loss is None else self._bad_loss | bad
+        if batch_idx % self.nan_check_every == 0:
+            stop = self.trainer.strategy.reduce_boolean_decision(bool(self._bad_loss), all=False)
+            self._bad_loss = None
+            if stop:
+                raise NonFiniteLossError(f"training loss became non-finite by step {self.global_step}")
+
+    # ------------------------------------------------------------ validation
+    def validation_step(self, batch, batch_idx: int) -> None:
+        set_index, lq, gt_y = batch  # (1,), (1, C, h, w) uint8, (1, H, W) uint8
+        with torch.no_grad():
+            sr = self.model(lq.float() / 255.0).clamp_(0, 1).mul_(255.0)[0]
+        sr = sr.cpu().numpy()
+        sr_y = sr_luma(to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0)))
+        gt = gt_y[0].cpu().numpy()
+        scale = self.cfg.model.scale
+        self._val_scores[int(set_index)].append((psnr_y(sr_y, gt, scale), ssim_y(sr_y, gt, scale)))
+
+    def on_validation_epoch_end(self) -> None:
+        names = list(self.cfg.data.val_dirs)  # ValidationImages numbers the sets in this order
+        means = {}
+        for index, scores in sorted(self._val_scores.items()):
+            psnr, ssim = np.mean(scores, axis=0)
+            means[names[index]] = (float(psnr), float(ssim))
+            self.log(f"val/{names[index]}/psnr_y", float(psnr), sync_dist=True)
+            self.log(f"val/{names[index]}/ssim_y", float(ssim), sync_dist=True)
+        if means:
+            self.log("val/psnr_y", float(np.mean([m[0] for m in means.values()])), sync_dist=True, prog_bar=True)
+            self.log("val/ssim_y", float(np.mean([m[1] for m in means.values()])), sync_dist=True)
+        self._val_scores.clear()
+
+    # ------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        convs = self.model.conv_layers()
+        scales = [1.0] * (len(convs) - 1) + [o.last_layer_lr_scale]
+        groups = [{"params": list(conv.parameters()), "lr": o.learning_rate * k, "name": f"layer{i + 1}"}
+                  for i, (conv, k) in enumerate(zip(convs, scales))]
+        extra = [p for m in self.model.body if not isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
+        if extra:  # learnable activations (PReLU) learn with the first rate
+            groups.append({"params": extra, "lr": o.learning_rate, "name": "activations"})
+            scales.append(1.0)
+        if o.name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=o.learning_rate, momentum=o.momentum, weight_decay=o.weight_decay)
+        elif o.name == "adam":
+            optimizer = torch.optim.Adam(groups, lr=o.learning_rate, weight_decay=o.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=o.learning_rate, weight_decay=o.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=o.lr_decay_factor, patience=o.plateau_patience,
+            threshold=o.plateau_threshold, threshold_mode="rel", min_lr=[o.final_learning_rate * k for k in scales])
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": PLATEAU_MONITOR, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Plain types only, so ``torch.load(weights_only=True)`` and ``checkpoint.load_model`` read it."""
+        checkpoint["espcn_lab"] = {"config": to_dict(self.cfg), "degradation": self.degradation.to_dict()}

@@ -1,0 +1,126 @@
+"""End of a training run: latency, size, visuals (SR crops, first-layer filters) and ``summary.json``.
+
+Everything here runs on global rank 0 after ``trainer.fit`` and stays cheap (a few forward passes).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from espcn_lab.model import ESPCN, count_parameters, multiply_adds
+
+FRAME_1080P = (1080, 1920)
+
+
+@torch.inference_mode()
+def latency_ms_1080p(model: ESPCN, device: torch.device | str, runs: int = 5, warmup: int = 2) -> float:
+    """Median ms of one forward pass producing a 1920x1080 frame (fp32, batch 1), CUDA-synchronised."""
+    device = torch.device(device)
+    lq = torch.rand(1, model.channels, *(math.ceil(n / model.scale) for n in FRAME_1080P), device=device)
+    model = model.to(device).eval()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    for i in range(warmup + runs):
+        sync()
+        start = time.perf_counter()
+        model(lq)
+        sync()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def best_validation(run_dir: Path) -> dict[str, float]:
+    """The ``val/*`` values of the epoch with the highest ``val/psnr_y`` in the run's CSVLogger files
+    (``metrics.csv`` and the ``metrics.N.csv`` segments kept from before each resume)."""
+    rows = []
+    for path in sorted(run_dir.glob("metrics*.csv")):
+        with path.open() as f:
+            rows += [r for r in csv.DictReader(f) if r.get("val/psnr_y")]
+    if not rows:
+        return {}
+    best = max(rows, key=lambda r: float(r["val/psnr_y"]))
+    return {k: float(v) for k, v in best.items() if k.startswith("val/") and v != ""}
+
+
+def filter_grid(model: ESPCN) -> np.ndarray:
+    """First-layer filters as one (H, W) uint8 mosaic, each filter min-max scaled, 1 px gaps, 4x zoom."""
+    weights = model.conv_layers()[0].weight.detach().float().cpu().mean(dim=1).numpy()  # (F, k, k)
+    count, k = weights.shape[0], weights.shape[-1]
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    grid = np.full((rows * (k + 1) + 1, cols * (k + 1) + 1), 255, np.uint8)
+    for i, w in enumerate(weights):
+        span = float(w.max() - w.min()) or 1.0
+        r, c = divmod(i, cols)
+        grid[1 + r * (k + 1):1 + r * (k + 1) + k, 1 + c * (k + 1):1 + c * (k + 1) + k] = (w - w.min()) / span * 255
+    return np.kron(grid, np.ones((4, 4), np.uint8))
+
+
+def sr_crops(model: ESPCN, val_set, device: torch.device | str, count: int = 3, size: int = 96) -> np.ndarray:
+    """Rows of (bicubic | ours | GT) centre crops of the first validation images, as (H, W) uint8 Y."""
+    from espcn_lab.hr_images import sr_luma
+    from espcn_lab.imaging import to_uint8, upscale_bicubic
+
+    scale, rows = model.scale, []
+    for _, lq, gt_y in list(val_set.items)[:count]:
+        lq_np = lq.numpy().transpose(1, 2, 0)
+        with torch.inference_mode():
+            sr = model.to(device)(lq[None].to(device).float() / 255.0)[0].clamp(0, 1).mul(255).cpu().numpy()
+        ours = sr_luma(to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0)))
+        bicubic = sr_luma(upscale_bicubic(lq_np[..., 0] if lq_np.shape[-1] == 1 else lq_np, scale))
+        gt = gt_y.numpy()
+        y, x = max(0, (gt.shape[0] - size) // 2), max(0, (gt.shape[1] - size) // 2)
+        crops = [img[y:y + size, x:x + size] for img in (bicubic, ours, gt)]
+        h, w = min(c.shape[0] for c in crops), min(c.shape[1] for c in crops)
+        rows.append(np.concatenate([c[:h, :w] for c in crops], axis=1))
+    width = min(r.shape[1] for r in rows)
+    return np.concatenate([r[:, :width] for r in rows], axis=0)
+
+
+def save_visuals(model: ESPCN, val_set, run_dir: Path, device, loggers) -> None:
+    """Write ``samples.png`` and ``filters.png``; send both to W&B when it is one of the loggers."""
+    from PIL import Image
+
+    images = {"samples": sr_crops(model, val_set, device), "filters": filter_grid(model)}
+    for name, img in images.items():
+        Image.fromarray(img).save(run_dir / f"{name}.png")
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            logger.log_image(key="visuals", images=list(images.values()),
+                             caption=["bicubic | ours | GT", "first-layer filters"])
+
+
+def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds: float) -> dict[str, Any]:
+    """Measure and log latency/size, save visuals, write ``summary.json`` (rank 0); return the summary."""
+    model, device = module.model, module.device
+    scale = model.scale
+    macs = multiply_adds(model, math.ceil(1080 / scale), math.ceil(1920 / scale))
+    summary: dict[str, Any] = {"status": status, "run_dir": str(run_dir), "epochs": trainer.current_epoch,
+                               "steps": trainer.global_step}
+    if not trainer.is_global_zero:
+        return summary
+    measured = {"model/params": count_parameters(model), "model/macs_1080p": macs}
+    if module.cfg.log.latency and status == "finished":
+        measured["latency/ms_1080p"] = latency_ms_1080p(model, device)
+    for logger in trainer.loggers:
+        logger.log_metrics(measured, step=trainer.global_step)
+        logger.save()
+    if status == "finished" and datamodule.val_set is not None:
+        save_visuals(model, datamodule.val_set, run_dir, device, trainer.loggers)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    summary.update(best_validation(run_dir))
+    summary.update({"latency/ms_1080p": measured.get("latency/ms_1080p", float("nan")),
+                    "model/params": measured["model/params"], "model/macs_1080p": macs,
+                    "train_seconds": round(seconds, 3), "best_ckpt": best})
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return summary
