@@ -85,16 +85,41 @@ def prep(
 
 
 # ---------------------------------------------------------------- fit / eval (issue 3)
-@app.command()
-def fit() -> None:
-    """Train ESPCN from a YAML config with dotted KEY=VALUE overrides."""
-    raise NotImplementedError("fit")
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def fit(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML, e.g. configs/x3_tanh.yaml.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="Dotted KEY=VALUE overrides, e.g. optim.learning_rate=0.003 trainer.devices=2.")] = None,
+) -> None:
+    """Train ESPCN from a YAML config with dotted KEY=VALUE overrides; prints the run folder last."""
+    from espcn_lab.config import load_config
+    from espcn_lab.train import fit as fit_run
+
+    summary = fit_run(load_config(config, overrides or []))
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        shown = {k: v for k, v in summary.items() if k in ("status", "epochs", "steps", "val/psnr_y", "val/ssim_y")}
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+        print(f"run: {summary['run_dir']}")
 
 
 @app.command(name="eval")
-def evaluate() -> None:
-    """Score a model on folders of HR images (PSNR-Y / SSIM-Y against bicubic)."""
-    raise NotImplementedError("eval")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="x2|x3|x4 (shipped), a .safetensors file or a Lightning .ckpt.")],
+    data: Annotated[list[str], typer.Option("--data", help="NAME=DIR of HR images; repeat for several sets.")],
+    scale: Annotated[Optional[int], typer.Option(help="Expected scale; an error if the model differs.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write all figures (per image too) here.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda when available).")] = "auto",
+) -> None:
+    """Score a model on folders of HR images (PSNR-Y / SSIM-Y against bicubic, paired t-test)."""
+    from espcn_lab.evaluate import evaluate as run_eval, format_table, parse_datasets, write_json
+
+    results = run_eval(model, parse_datasets(data), scale=scale, device=device)
+    print(format_table(results))
+    if json_path is not None:
+        write_json(results, json_path)
+        print(f"json: {json_path}")
 
 
 # ---------------------------------------------------------------- upscale / bench / export (issue 5)
