@@ -138,7 +138,7 @@ def test_resume_after_kill_gives_the_same_shards(tmp_path):
     for i in range(24):
         Image.fromarray(_photo(rng, 240, 240)).save(tmp_path / f"{i:02d}.png")
     args = ["--image-dir", tmp_path, "--images-per-shard", 2, "--workers", 1, "--scale", 2]
-    assert _cli([*args, "--out", tmp_path / "ref"]).wait(timeout=120) == 0
+    _prep(*args, "--out", tmp_path / "ref")
     proc = _cli([*args, "--out", tmp_path / "killed"])
     deadline = time.time() + 60
     while not (tmp_path / "killed" / "train-000000.tar").exists() and time.time() < deadline:
@@ -160,11 +160,14 @@ def test_local_hf_imagefolder_streaming_and_not(tmp_path):
     for i in range(6):
         Image.fromarray(_photo(rng, 70, 90)).save(tmp_path / "hf" / "train" / f"{i}.png")
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
-    args = ["--hf-dataset", tmp_path / "hf", "--workers", 2, "--images-per-shard", 4]
-    for name, extra in (("map", []), ("stream", ["--hf-streaming"])):
-        proc = _cli([*args, "--out", tmp_path / name, *extra], env=env)
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err.decode()[-2000:]
+    args = ["prep", "--no-progress", "--hf-dataset", str(tmp_path / "hf"), "--workers", "2", "--images-per-shard", "4"]
+    script = ("import sys; from espcn_lab.cli import main\n"  # one interpreter (offline env) for both runs
+              "for out, extra in (('map', []), ('stream', ['--hf-streaming'])):\n"
+              "    try: main([*sys.argv[2:], '--out', sys.argv[1] + '/' + out, *extra])\n"
+              "    except SystemExit as e: assert not e.code, e.code\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), *args], env=env, capture_output=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert _hashes(tmp_path / "map") == _hashes(tmp_path / "stream") and len(_hashes(tmp_path / "map")) == 2
     manifest = read_manifest(tmp_path / "map")
     assert manifest["counts"]["used"] == 6 and manifest["source"]["kind"] == "hf"
