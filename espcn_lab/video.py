@@ -58,6 +58,15 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
+def named_frames(path: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
+    """``(name, (H, W, 3) uint8 RGB)`` frames of a video for scoring, and the count when the container knows it."""
+    path = Path(path)
+    with _open(path) as container:
+        count = container.streams.video[0].frames if container.streams.video else 0
+    frames = ((f"frame_{i:06d}", frame) for i, frame in enumerate(iter_frames(path), 1))
+    return frames, count or None
+
+
 def _pick_codec(dst: Path, codec: str) -> str:
     import av
 

@@ -104,3 +104,23 @@ def test_unreadable_video_is_one_line(tiny_x2, tmp_path, capsys):
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "Traceback" not in err
+
+
+def test_eval_scores_a_video_as_the_mean_over_its_frames(tiny_x2, shared_data, tmp_path):
+    from espcn_lab.evaluate import evaluate
+
+    frames = [f[100:196, 200:296] for f in iter_frames(shared_data / "Vid4" / "walk.mkv")][:4]
+    clip, folder = tmp_path / "walk.mkv", tmp_path / "walk_frames"
+    folder.mkdir()
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 96, "bgr0"
+        for i, rgb in enumerate(frames):
+            Image.fromarray(rgb).save(folder / f"{i:03d}.png")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    result = evaluate(str(tiny_x2), {"video": str(clip), "frames": str(folder)}, device="cpu")["datasets"]
+    assert len(result["video"]["images"]) == 4
+    assert result["video"]["model"]["psnr_y"] == pytest.approx(result["frames"]["model"]["psnr_y"], abs=1e-9)
