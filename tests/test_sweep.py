@@ -278,7 +278,7 @@ def test_smoke_sweep_end_to_end(tmp_path, shared_data):
     path = tmp_path / "smoke_sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     cmd = [sys.executable, "-m", "espcn_lab.cli", "sweep", str(path), "--out", str(tmp_path / "out"),
-           f"data.train_shards={tmp_path / 'shards'}"]
+           f"data.train_shards={tmp_path / 'shards'}", "trainer.max_epochs=1", "data.samples_per_epoch=512"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = read_rows(tmp_path / "out")
