@@ -1,0 +1,107 @@
+"""Training stream: shard resolution, the fast reader, shuffled batches, equal epochs, validation set."""
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+
+from _shards import noise_images, write_shards
+from espcn_lab.config import load_config
+from espcn_lab.data import (PairPool, ShardDataModule, ValidationImages, _augment, resolve_shards,
+                            shuffled_batches, train_loader, train_pipeline)
+from espcn_lab.errors import UserError
+from espcn_lab.imaging import DegradationSpec
+from espcn_lab.shard_format import decode_pair
+from espcn_lab.shard_reader import npy_from_bytes, read_stacks
+from espcn_lab.shard_format import npy_bytes
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_shards(tmp_path_factory.mktemp("shards"), noise_images(8), scale=3, n_shards=4,
+                        degradation=DegradationSpec("gaussian", 1.0))
+
+
+def test_every_spelling_of_train_shards_finds_the_same_files(shards):
+    urls, manifest = resolve_shards(str(shards))
+    assert len(urls) == 4 and manifest["scale"] == 3
+    assert resolve_shards(str(shards / "train-*.tar"))[0] == urls
+    assert resolve_shards(str(shards / "train-{000000..000003}.tar"))[0] == urls
+    assert resolve_shards([urls[0], urls[1]])[0] == urls[:2]
+    assert resolve_shards(f"pipe:cat {urls[0]}") == ([f"pipe:cat {urls[0]}"], None)
+    with pytest.raises(UserError, match="no shards found"):
+        resolve_shards(str(shards / "nope-*.tar"))
+    with pytest.raises(UserError, match="empty"):
+        resolve_shards("")
+
+
+def test_fast_reader_matches_webdataset_decode(shards):
+    urls, _ = resolve_shards(str(shards))
+    ours = list(read_stacks({"url": u} for u in urls))
+    theirs = [decode_pair(s) for s in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())]
+    assert len(ours) == len(theirs) == 8
+    for (lq, gt), (lq2, gt2) in zip(ours, theirs):
+        assert lq.shape[1:] == (17, 17) and gt.shape[1:] == (51, 51)
+        assert np.array_equal(lq, lq2) and np.array_equal(gt, gt2)
+    piped = list(read_stacks([{"url": f"pipe:cat {urls[0]}"}]))
+    assert np.array_equal(piped[0][0], ours[0][0])
+    rgb = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)
+    assert np.array_equal(npy_from_bytes(npy_bytes(rgb)), rgb)
+
+
+def test_shuffled_batches_yield_every_pair_once_and_mix_sources():
+    stacks = [(np.full((10, 17, 17), i, np.uint8), np.full((10, 51, 51), i, np.uint8)) for i in range(20)]
+    batches = list(shuffled_batches(iter(stacks), 8, 50, [0]))
+    lq = torch.cat([b[0] for b in batches])
+    assert batches[0][0].shape == (8, 1, 17, 17) and batches[0][1].shape == (8, 1, 51, 51)
+    assert batches[0][0].dtype == torch.uint8 and len(lq) == 200
+    assert sorted(lq[:, 0, 0, 0].tolist()) == sorted(list(range(20)) * 10)
+    assert len(set(batches[0][0][:, 0, 0, 0].tolist())) > 2  # one batch draws from several images
+    gt_ids = torch.cat([b[1] for b in batches])[:, 0, 0, 0]
+    assert torch.equal(gt_ids, lq[:, 0, 0, 0])  # pairs stay paired
+
+
+def test_pool_grows_for_stacks_larger_than_its_capacity():
+    pool = PairPool(4, np.random.default_rng(0))
+    pool.add(np.arange(10, dtype=np.uint8)[:, None], np.arange(10, dtype=np.uint8)[:, None])
+    a, b = pool.take(6)
+    assert pool.count == 4 and np.array_equal(a, b) and len(set(a[:, 0])) == 6
+
+
+def test_augment_keeps_lq_and_gt_aligned():
+    lq = np.random.default_rng(0).integers(0, 255, (64, 5, 5), dtype=np.uint8)
+    gt = np.kron(lq, np.ones((1, 3, 3), np.uint8))
+    out_lq, out_gt = _augment(lq.copy(), gt.copy(), np.random.default_rng(1))
+    assert np.array_equal(out_gt[:, 1::3, 1::3], out_lq) and not np.array_equal(out_lq, lq)
+
+
+def test_every_rank_and_worker_gets_the_same_number_of_batches(shards):
+    urls, _ = resolve_shards(str(shards))
+    seen = []
+    for rank in range(3):  # 3 ranks x 2 workers over 4 shards: some readers resample
+        loader = train_loader(train_pipeline(urls, 16, shuffle_buffer=64, rank=rank, world_size=3), 2, 5)
+        for epoch in range(2):
+            batches = list(loader)
+            assert len(batches) == 5 and all(b[0].shape == (16, 1, 17, 17) for b in batches)
+            seen.append(torch.cat([b[0] for b in batches]))
+    assert not torch.equal(seen[0], seen[1])  # a new epoch is a new draw
+    assert not torch.equal(seen[0], seen[2])  # ranks differ
+
+
+def test_datamodule_reads_degradation_and_rejects_bad_input(shards, tmp_path, shared_data):
+    cfg = load_config("configs/smoke.yaml", [f"data.train_shards={shards}", f"data.val_dirs.Set5={shared_data / 'Set5'}"])
+    dm = ShardDataModule(cfg)
+    assert dm.degradation == DegradationSpec("gaussian", 1.0) and dm.batches_per_epoch(2) == 16
+    (tmp_path / "empty").mkdir()
+    for override, message in [(f"data.val_dirs.Set5={tmp_path / 'empty'}", "no images"),
+                              ("model.scale=2", "shards are x3"), ("data.train_shards=/nope/x", "no shards")]:
+        with pytest.raises(UserError, match=message):
+            ShardDataModule(load_config("configs/smoke.yaml", [f"data.train_shards={shards}", override]))
+
+
+def test_validation_images_follow_the_protocol(shared_data):
+    val = ValidationImages({"Set5": str(shared_data / "Set5")}, 3, DegradationSpec(), 1)
+    index, lq, gt = val[0]  # baby 512x512 -> modcrop 510
+    assert len(val) == 5 and index == 0 and lq.shape == (1, 170, 170) and gt.shape == (510, 510)
+    rgb = ValidationImages({"Set5": str(shared_data / "Set5")}, 3, DegradationSpec(), 3)
+    assert rgb[0][1].shape == (3, 170, 170)

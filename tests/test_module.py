@@ -1,0 +1,48 @@
+"""ESPCNModule: per-layer learning rates, the plateau schedule, checkpoint payload."""
+
+import torch
+
+from espcn_lab.config import load_config, to_dict
+from espcn_lab.imaging import DegradationSpec
+from espcn_lab.module import PLATEAU_MONITOR, ESPCNModule
+
+
+def _module(*overrides):
+    return ESPCNModule(load_config(None, list(overrides)), DegradationSpec())
+
+
+def test_last_layer_learns_ten_times_slower_and_schedule_is_the_papers():
+    conf = _module("optim.name=sgd")
+    conf.configure_optimizers()
+    opt_sched = conf.configure_optimizers()
+    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01, 0.01 * 0.1]
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == 22729  # x3 paper model
+    assert opt_sched["lr_scheduler"]["monitor"] == PLATEAU_MONITOR
+    assert sched.min_lrs == [0.0001, 0.0001, 0.0001 * 0.1]
+    for _ in range(12):  # no improvement: the rate halves after `plateau_patience` epochs
+        sched.step(1.0)
+    assert opt.param_groups[0]["lr"] == 0.005 and opt.param_groups[2]["lr"] == 0.0005
+
+
+def test_prelu_parameters_get_a_group_and_adam_is_available():
+    opt = _module("model.activation=prelu", "optim.name=adam").configure_optimizers()["optimizer"]
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[-1]["name"] == "activations"
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == 22729 + 2
+
+
+def test_checkpoint_payload_is_plain_and_weights_are_model_prefixed():
+    module = _module("model.features=[4]", "model.kernels=[3,3]")
+    ckpt = {}
+    module.on_save_checkpoint(ckpt)
+    assert ckpt["espcn_lab"]["config"] == to_dict(module.cfg)
+    assert ckpt["espcn_lab"]["degradation"] == {"kind": "bicubic", "sigma": None}
+    assert all(k.startswith("model.") for k in module.state_dict())
+
+
+def test_every_parameter_gets_a_gradient_from_the_mse_loss():
+    module = _module("model.features=[8,4]")
+    lq, gt = torch.rand(2, 1, 17, 17), torch.rand(2, 1, 51, 51)
+    torch.nn.functional.mse_loss(module(lq), gt).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())

@@ -1,0 +1,116 @@
+"""fit(cfg) and `espcn-lab fit` end to end: run folder, checkpoints, resume, NaN, DDP, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from _shards import noise_images, write_shards
+from espcn_lab.checkpoint import load_model
+from espcn_lab.config import load_config
+from espcn_lab.errors import UserError
+from espcn_lab.hr_images import iter_hr_images
+from espcn_lab.train import fit
+
+ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("fit")
+    shards = write_shards(root / "shards", noise_images(6), scale=3, n_shards=2)
+    (root / "val").mkdir()
+    for name, img in list(iter_hr_images(shared_data / "Set5"))[:2]:
+        Image.fromarray(img[:48, :60]).save(root / "val" / f"{name}.png")
+    return root, shards
+
+
+def _overrides(root, shards, name, *extra):
+    return [f"data.train_shards={shards}", "data.val_dirs={}", f"data.val_dirs.Tiny={root / 'val'}",
+            "model.features=[8,4]", "data.samples_per_epoch=128", "data.batch_size=32", "data.shuffle_buffer=64",
+            f"run.dir={root / 'runs'}", f"run.name={name}", "trainer.log_every_n_steps=1", *extra]
+
+
+def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root, shards = inputs
+    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a")))
+    run = root / "runs" / "a"
+    assert {"config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "summary.json", "samples.png",
+            "filters.png"} <= {p.name for p in run.iterdir()}
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["status"] == "finished" and on_disk["epochs"] == 2 and on_disk["steps"] == 8
+    for key in ("val/psnr_y", "val/ssim_y", "val/Tiny/psnr_y", "val/Tiny/ssim_y", "latency/ms_1080p",
+                "model/params", "model/macs_1080p", "train_seconds", "best_ckpt"):
+        assert key in on_disk, key
+    assert on_disk["val/psnr_y"] == on_disk["val/Tiny/psnr_y"] and summary["model/params"] == on_disk["model/params"]
+    assert on_disk["model/macs_1080p"] == 360 * 640 * (25 * 8 + 9 * 8 * 4 + 9 * 4 * 9)
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert all(k in header for k in ("train/loss", "val/psnr_y", "lr-Adam/layer1", "lr-Adam/layer3"))
+    ckpt = torch.load(run / "best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["espcn_lab"]["degradation"] == {"kind": "bicubic", "sigma": None}
+    assert load_model(str(run / "last.ckpt")).config.model.features == [8, 4]
+    # resume: continues the step count and the schedule, keeps earlier metrics
+    resumed = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a", "run.resume=last",
+                                                               "trainer.max_epochs=3")))
+    assert resumed["steps"] == 12 and resumed["epochs"] == 3 and (run / "metrics.1.csv").is_file()
+    with pytest.raises(UserError, match="already holds a run"):
+        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a")))
+
+
+def test_nan_loss_stops_with_status(inputs, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root, shards = inputs
+    with pytest.raises(UserError, match="non-finite"):
+        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "nan", "optim.learning_rate=1e30",
+                                                         "optim.name=sgd")))
+    assert json.loads((root / "runs" / "nan" / "summary.json").read_text())["status"] == "stopped_nan"
+
+
+def _cli(*args, **kw):
+    return subprocess.run(["espcn-lab", "fit", *args], capture_output=True, text=True, env=ENV, **kw)
+
+
+def test_bad_input_is_one_line_and_exit_2(inputs, tmp_path):
+    root, shards = inputs
+    (tmp_path / "empty").mkdir()
+    for extra, message in [(["optim.lr=1"], "unknown config key optim.lr"),
+                           (["data.batch_size=big"], "data.batch_size"),
+                           (["data.train_shards=/nope/shards"], "no shards found"),
+                           ([f"data.val_dirs.Tiny={tmp_path / 'empty'}"], "no images")]:
+        proc = _cli("configs/smoke.yaml", *_overrides(root, shards, "bad"), *extra)
+        assert proc.returncode == 2, proc.stderr[-500:]
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-500:]
+
+
+def test_ddp_on_two_cpu_processes(inputs):
+    root, shards = inputs
+    proc = _cli("configs/smoke.yaml", *_overrides(root, shards, "ddp", "trainer.devices=2", "trainer.strategy=ddp",
+                                                  "trainer.max_epochs=1"), timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"run: {root / 'runs' / 'ddp'}"
+    summary = json.loads((root / "runs" / "ddp" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["steps"] == 2  # 128 pairs / (32 x 2 ranks)
+
+
+def test_kill_9_then_resume_continues_from_last_checkpoint(inputs):
+    root, shards = inputs
+    args = ["configs/smoke.yaml", *_overrides(root, shards, "kill", "trainer.max_epochs=1000", "log.latency=false")]
+    proc = subprocess.Popen(["espcn-lab", "fit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    last = root / "runs" / "kill" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (last.is_file() and torch.load(last, weights_only=True)["global_step"] >= 8):
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = torch.load(last, weights_only=True)["global_step"]
+    done = _cli(*args[:-1], "log.latency=false", "run.resume=last", f"trainer.max_epochs={step // 4 + 1}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((root / "runs" / "kill" / "summary.json").read_text())
+    assert summary["steps"] == step + 4 and summary["status"] == "finished"
