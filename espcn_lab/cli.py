@@ -282,6 +282,25 @@ def sweep(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- figures (issue 4)
+@app.command()
+def figures(
+    model: Annotated[str, typer.Argument(help="x2, x3, x4, or a .ckpt/.safetensors file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs.")] = Path("figures"),
+    set14: Annotated[Optional[Path], typer.Option(help="Set14 folder for the Fig. 5 crops (baboon, comic, monarch).")] = None,
+) -> None:
+    """Draw the paper's figures from a model: filters (Fig. 3, 4) and bicubic vs ESPCN crops (Fig. 5)."""
+    from espcn_lab.checkpoint import load_model
+    from espcn_lab.figures import write_figures
+
+    result = write_figures(load_model(model), set14, out)
+    for key, value in result.items():
+        if isinstance(value, dict):
+            typer.echo(f"{key}: bicubic {value['bicubic']:.2f} dB, espcn {value['espcn']:.2f} dB")
+        else:
+            typer.echo(f"{key}: {value}")
+
+
 # ---------------------------------------------------------------- entry point
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2.
