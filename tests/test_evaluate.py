@@ -1,8 +1,6 @@
 """espcn-lab eval: the standard protocol, golden bicubic numbers, t-test, JSON, CLI errors."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -65,8 +63,11 @@ def test_cli_eval_writes_json_and_reports_bad_input(model_file, shared_data, tmp
     for args, message in [([str(model_file), "--data", f"E={tmp_path / 'empty'}"], "no images"),
                           ([str(model_file), "--data", f"S={shared_data / 'Set5'}", "--scale", "2"], "is x3"),
                           ([str(tmp_path / "nope.ckpt"), "--data", f"S={shared_data / 'Set5'}"], "not found")]:
-        proc = subprocess.run([sys.executable, "-m", "espcn_lab.cli", "eval", *args], capture_output=True, text=True)
-        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main(["eval", *args])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_parse_datasets():
