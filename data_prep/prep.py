@@ -19,7 +19,6 @@ from typing import Any, Iterator, Optional
 
 from tqdm import tqdm
 
-from data_prep import fast_resize
 from data_prep.decode import DEFAULT_MAX_PIXELS, SkipImage, allow_pixels, decode_rgb
 from data_prep.patches import PatchSpec, extract_pairs, paper_stride
 from data_prep.shards import (MANIFEST_NAME, ShardWriter, build_manifest, plan_shards, prepare_folder,
@@ -208,7 +207,6 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(source, spec: PatchSpec, max_pixels: int) -> None:
     _WORKER.update(source=source, spec=spec, max_pixels=max_pixels)
     allow_pixels(max_pixels)
-    fast_resize.install()
 
 
 def process_image(job: tuple) -> tuple:

@@ -17,6 +17,10 @@ from typing import Literal
 import numpy as np
 from resize_right import interp_methods, resize
 
+from espcn_lab import resize_fast
+
+resize_fast.install()  # same float64 bits as resize_right's own weight step, 2-5x faster
+
 # MATLAB rgb2ycbcr: [Y Cb Cr] = offset + M @ [R G B] with RGB in [0, 1] and output in [0, 255].
 _RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64

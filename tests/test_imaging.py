@@ -88,3 +88,19 @@ def test_set5_bicubic_baseline_matches_published(shared_data, scale, expected):
         gt = rgb_to_y(modcrop(np.asarray(Image.open(path).convert("RGB")), scale))
         scores.append(psnr_y(upscale_bicubic(degrade(gt, scale), scale), gt, shave=scale))
     assert np.mean(scores) == pytest.approx(expected, abs=0.02)
+
+
+def test_tapwise_resize_is_bit_identical_to_resize_right(rng):
+    from espcn_lab import resize_fast as fast_resize
+    from espcn_lab.imaging import imresize
+
+    cases = [(rng.uniform(0, 255, (s * int(rng.integers(6, 40)), s * int(rng.integers(6, 40)), *c)), s)
+             for s in (2, 3, 4) for c in ((), (3,))]
+    try:
+        fast_resize.install(False)
+        expected = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
+        fast_resize.install(True)
+        got = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
+    finally:
+        fast_resize.install(True)
+    assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(expected, got))

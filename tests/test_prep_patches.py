@@ -63,22 +63,6 @@ def test_too_small_image_gives_no_pairs(rng):
     assert len(positions) == 0 and lq.size == 0
 
 
-def test_tapwise_resize_is_bit_identical_to_resize_right(rng):
-    from data_prep import fast_resize
-    from espcn_lab.imaging import imresize
-
-    cases = [(rng.uniform(0, 255, (s * int(rng.integers(6, 40)), s * int(rng.integers(6, 40)), *c)), s)
-             for s in (2, 3, 4) for c in ((), (3,))]
-    try:
-        fast_resize.install(False)
-        expected = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
-        fast_resize.install(True)
-        got = [(imresize(x, 1 / s), imresize(x[:9, :7], s)) for x, s in cases]
-    finally:
-        fast_resize.install(False)
-    assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(expected, got))
-
-
 def test_grid_cut_equals_gather(rng):
     from data_prep.patches import cut_grid
 

@@ -3,9 +3,9 @@
 ``resize_right.apply_weights`` gathers every output pixel's whole field of view into one large
 temporary (out, taps, rest), multiplies and sums over taps. This version accumulates tap by tap in
 the same order (acc = x0 * w0; acc += x_t * w_t), so every float64 result is the same bit for bit
-(tests/test_prep_patches.py checks this against the original) while temporaries stay in cache: 2-5x
-faster for prep's downscaling. ``espcn_lab.imaging.degrade`` stays the only definition of the
-degradation; prep workers just run it through this. Torch inputs keep the original code path.
+(tests/test_imaging.py checks this against the original) while temporaries stay in cache: 2-5x
+faster for prep's downscaling and evaluation. ``espcn_lab.imaging`` installs it when imported, so
+prep, validation and ``eval`` share one implementation. Torch inputs keep the original code path.
 """
 
 from __future__ import annotations
