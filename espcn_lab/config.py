@@ -67,6 +67,8 @@ class TrainerConfig:
     precision: str = "32-true"
     log_every_n_steps: int = 50
     gradient_clip_val: Optional[float] = None
+    max_time: Optional[str] = None  # wall-clock budget "DD:HH:MM:SS"; stops cleanly with checkpoints
+    channels_last: bool = True  # NHWC activations: ~3x faster convolutions on CPU (oneDNN), and on GPU tensor cores
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,16 @@ class ESPCNModule(L.LightningModule):
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
         return self.model(lq)
 
+    def on_fit_start(self) -> None:
+        if self.cfg.trainer.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Training batches travel as uint8 (4x fewer bytes); become float in [0, 1] on the device."""
         if self.trainer is not None and self.trainer.training:
             lq, gt = batch
-            return lq.float().div_(255.0), gt.float().div_(255.0)
+            fmt = torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
+            return lq.float().div_(255.0).contiguous(memory_format=fmt), gt.float().div_(255.0)
         return batch
 
     # ------------------------------------------------------------ training

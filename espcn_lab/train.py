@@ -98,7 +98,7 @@ def build_trainer(cfg: Config, run_dir: Path):
     t = cfg.trainer
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
+        precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
         check_val_every_n_epoch=cfg.data.val_every_n_epochs, num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the train stream splits itself; every rank scores all val images
