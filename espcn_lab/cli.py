@@ -301,6 +301,21 @@ def figures(
             typer.echo(f"{key}: {value}")
 
 
+# ---------------------------------------------------------------- quickstart
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for shards, runs and results.")] = Path("quickstart"),
+    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 3.0,
+) -> None:
+    """Prep bundled photos, train the paper's x3 network for a few minutes, print Set5 vs bicubic."""
+    from espcn_lab.evaluate import format_table, write_json
+    from espcn_lab.quickstart import quickstart as run_quickstart
+
+    results = run_quickstart(out, minutes)
+    typer.echo(format_table(results))
+    typer.echo(f"results: {write_json(results, out / 'eval.json')}")
+
+
 # ---------------------------------------------------------------- entry point
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2.

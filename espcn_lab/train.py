@@ -9,6 +9,7 @@ re-executes the launching command once per extra rank; the run name travels to t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -22,6 +23,21 @@ from espcn_lab.errors import UserError
 
 RUN_NAME_ENV = "ESPCN_LAB_RUN_NAME"
 MONITOR = "val/psnr_y"
+# Lightning chatter that says nothing about this run: the run folder holds config.yaml before the
+# loggers start; the LightningModule's batch hook is meant to win; pytree's deprecation; an ad.
+_QUIET_WARNINGS = (".*exists and is not empty.*", ".*overridden `on_after_batch_transfer`.*", ".*LeafSpec.*",
+                   ".*does not have many workers.*", ".*IterableDataset.*__len__.*")
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
 def _default_run_name() -> str:
@@ -113,6 +129,7 @@ def fit(cfg: Config) -> dict[str, Any]:
     from espcn_lab.data import ShardDataModule
     from espcn_lab.module import ESPCNModule, NonFiniteLossError
 
+    _quiet_lightning()
     run_dir, ckpt_path = resolve_run(cfg)
     datamodule = ShardDataModule(cfg)  # checks shards and validation folders before anything starts
     os.environ[RUN_NAME_ENV] = run_dir.name
@@ -129,10 +146,7 @@ def fit(cfg: Config) -> dict[str, Any]:
         logger.log_hyperparams(to_dict(cfg))
     status, started = "finished", time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except NonFiniteLossError as err:
         status, message = "stopped_nan", str(err)
     finally:
