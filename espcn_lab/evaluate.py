@@ -18,8 +18,10 @@ from tqdm import tqdm
 
 from espcn_lab.errors import UserError
 from espcn_lab.hr_images import iter_hr_images, list_hr_files, make_eval_pair, sr_luma
-from espcn_lab.imaging import to_uint8, upscale_bicubic
+from espcn_lab.imaging import upscale_bicubic
+from espcn_lab.infer import network_pass
 from espcn_lab.metrics import psnr_y, ssim_y
+from espcn_lab.runtime import pick_device
 
 
 def parse_datasets(items: list[str]) -> dict[str, str]:
@@ -33,28 +35,6 @@ def parse_datasets(items: list[str]) -> dict[str, str]:
             raise UserError(f"--data expects NAME=DIR, got {item!r}")
         out[name] = folder
     return out
-
-
-def pick_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else is checked."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise UserError(f"--device: {err}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available here")
-    return dev
-
-
-@torch.inference_mode()
-def run_model(model, lq: np.ndarray, device: torch.device) -> np.ndarray:
-    """(h, w) or (h, w, 3) uint8 -> the network's (h*s, w*s[, 3]) uint8 output, one untiled pass."""
-    x = torch.from_numpy(np.ascontiguousarray(lq)).to(device)
-    x = (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).float() / 255.0
-    sr = model(x)[0].clamp_(0, 1).mul_(255.0).cpu().numpy()
-    return to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0))
 
 
 def paired_p_value(ours: list[float], baseline: list[float]) -> float:
@@ -83,7 +63,7 @@ def score_set(loaded, folder: str, device: torch.device, name: str) -> dict[str,
     source, total = _hr_source(folder)
     for image_name, hr in tqdm(source, total=total, desc=name, leave=False):
         pair = make_eval_pair(image_name, hr, scale, loaded.degradation, channels)
-        ours = sr_luma(run_model(loaded.model, pair.lq, device))
+        ours = sr_luma(network_pass(loaded.model, pair.lq, device))
         bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
         images.append({"name": image_name,
                        "bicubic": {"psnr_y": psnr_y(bicubic, pair.gt_y, scale), "ssim_y": ssim_y(bicubic, pair.gt_y, scale)},

@@ -14,7 +14,7 @@ import torch
 from espcn_lab.checkpoint import LoadedModel
 from espcn_lab.hr_images import list_hr_files, make_eval_pair, read_hr
 from espcn_lab.imaging import degrade, modcrop, upscale_bicubic
-from espcn_lab.infer import Upscaler, super_resolve_y
+from espcn_lab.infer import Upscaler, network_pass
 from espcn_lab.metrics import psnr_y
 
 FIG5_IMAGES = ("baboon", "comic", "monarch")
@@ -81,7 +81,7 @@ def comparison_png(loaded: LoadedModel, hr_path: Path, path: Path) -> dict[str, 
     hr = read_hr(hr_path)
     pair = make_eval_pair(hr_path.stem, hr, s, loaded.degradation, 1)
     scores = {"bicubic": psnr_y(upscale_bicubic(pair.lq, s), pair.gt_y, s),
-              "espcn": psnr_y(super_resolve_y(model, pair.lq), pair.gt_y, s)}
+              "espcn": psnr_y(network_pass(model, pair.lq), pair.gt_y, s)}
     hr_c = modcrop(hr, s)
     lq_c = degrade(hr_c, s, loaded.degradation)
     shown = {"bicubic": upscale_bicubic(lq_c, s), "espcn": Upscaler(model, "cpu", "fp32", "torch")(lq_c), "original": hr_c}

@@ -27,11 +27,15 @@ _YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR.double()).float()
 
 
 @torch.inference_mode()
-def super_resolve_y(model: ESPCN, lq_y: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
-    """(H, W) uint8 luma -> (H*s, W*s) uint8 luma through the network (one untiled pass)."""
-    x = torch.from_numpy(np.ascontiguousarray(lq_y)).to(device=device, dtype=torch.float32)[None, None] / 255.0
-    sr = model.to(device)(x)[0, 0].clamp_(0, 1).mul_(255.0).cpu().numpy()
-    return to_uint8(sr)
+def network_pass(model: ESPCN, lq: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
+    """(h, w) or (h, w, 3) uint8 -> the network's (h*s, w*s[, 3]) uint8 output, one untiled pass.
+
+    The reference path for evaluation: no colour handling, no tiling, fp32.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(lq)).to(device)
+    x = (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).float() / 255.0
+    sr = model.to(device)(x)[0].clamp_(0, 1).mul_(255.0).cpu().numpy()
+    return to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0))
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:

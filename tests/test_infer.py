@@ -8,7 +8,7 @@ import torch
 
 from espcn_lab.errors import UserError
 from espcn_lab.imaging import degrade, imresize, modcrop, rgb_to_ycbcr, rgb_to_y, upscale_bicubic
-from espcn_lab.infer import Upscaler, bicubic_upsample, receptive_radius, rgb_to_ycbcr_t, super_resolve_y
+from espcn_lab.infer import Upscaler, bicubic_upsample, receptive_radius, rgb_to_ycbcr_t, network_pass
 from espcn_lab.metrics import psnr_y
 from espcn_lab.runtime import pick_backend, pick_device, pick_precision
 from tests._models import make_model
@@ -32,7 +32,7 @@ def test_colour_conversion_matches_imaging(rng):
 def test_grey_image_is_exactly_the_evaluation_path(rng):
     model, _ = make_model(3)
     lq = rng.integers(0, 256, (40, 50), dtype=np.uint8)
-    assert np.array_equal(Upscaler(model, backend="torch")(lq), super_resolve_y(model, lq))
+    assert np.array_equal(Upscaler(model, backend="torch")(lq), network_pass(model, lq))
 
 
 def test_rgb_with_a_bicubic_network_is_matlab_bicubic_rgb(shared_data):
