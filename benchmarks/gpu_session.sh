@@ -27,7 +27,8 @@ common="trainer.accelerator=gpu trainer.devices=1 data.batch_size=512 data.num_w
 for c in x3_t91_tanh x3_t91_relu x2_291_tanh x3_291_tanh x4_291_tanh; do
   sed -i "s#\.\./shared/data#$DATA#g" configs/$c.yaml
   $py -m espcn_lab.cli fit configs/$c.yaml $common run.name=gpu 2>&1 | tail -3 | tee -a "$OUT/fit.txt"
-  cp runs/$c/gpu/last.ckpt "$OUT/$c.ckpt" 2>/dev/null; cp runs/$c/gpu/summary.json "$OUT/$c.summary.json" 2>/dev/null
 done
-$py -m espcn_lab.cli bench "$OUT/x3_291_tanh.ckpt" --device cuda --precision fp16 --resolution 1080p \
+# at most 8 files come back: the runs travel as one archive (checkpoints, summaries, metrics)
+tar czf "$OUT/runs.tgz" runs/*/gpu/{last.ckpt,summary.json,metrics.csv,config.yaml} 2>/dev/null
+$py -m espcn_lab.cli bench runs/x3_291_tanh/gpu/last.ckpt --device cuda --precision fp16 --resolution 1080p \
   --peer-models $DATA/peers/opencv_dnn_superres --json "$OUT/bench_cuda.json" 2>&1 | tail -20
