@@ -2,7 +2,9 @@
 
 The model figure (``ms_per_frame``, ``fps``) is the network on a prepared Y plane at the LR size
 of the chosen output resolution, as the paper and ``SPEED.md`` time it; ``frame_ms`` adds the whole
-RGB frame path (colour conversion, bicubic chroma, uint8 in and out). Every figure is the median of
+RGB frame path (colour conversion, bicubic chroma, uint8 in and out). With ONNX Runtime the frame is
+one graph (``frame_graph``); ``frame_ms_split`` times the split path it replaced (ONNX Runtime
+network, colour work in torch) and ``split_over_frame`` their ratio. Every figure is the median of
 many timed calls after warm-up, CUDA-synchronised on GPU. Baselines (same device, same run): stock
 PyTorch fp32 eager NCHW ESPCN, the same network in PyTorch at the run's precision, the network with
 a deconvolution last layer, SRCNN 9-5-5 (+ bicubic), bicubic alone, and OpenCV dnn_superres ESPCN.
@@ -171,6 +173,11 @@ def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: di
               **measure(lambda i: net(inputs[i % len(inputs)]), dev, **opts)}
     frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(2)]
     result["frame_ms"] = measure(lambda i: upscaler(frames[i % 2]), dev, **opts)["ms_per_frame"]
+    if upscaler.backend == "onnxruntime":  # the split path: ONNX Runtime network, colour work in torch
+        split = [torch.from_numpy(f[None]).to(dev) for f in frames]
+        with torch.inference_mode():
+            result["frame_ms_split"] = measure(lambda i: upscaler.pipeline(split[i % 2]), dev, **opts)["ms_per_frame"]
+        result["split_over_frame"] = round(result["frame_ms_split"] / result["frame_ms"], 2)
     if baselines:
         result["baselines"] = _baselines(model, inputs, upscaler, opts, peer_models)
         result["ratios"] = _ratios(result, s)

@@ -130,6 +130,8 @@ class Upscaler:
         self._graphs: dict[tuple, Callable] | None = (
             {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend == "torch" else None)
         self._seen: set[tuple] = set()
+        self._model = model  # ONNX Runtime runs the whole frame as one graph per channel count (frame_graph)
+        self._frames: dict[int, Callable] | None = {} if self.backend == "onnxruntime" else None
 
     def describe(self) -> str:
         return f"{self.backend} on {self.device} ({self.precision})"
@@ -155,7 +157,10 @@ class Upscaler:
         return _round_u8(out).permute(0, 2, 3, 1)
 
     def _run(self, lq: torch.Tensor) -> torch.Tensor:
-        """``pipeline``, replayed from a CUDA graph once a tile shape repeats (video, benchmarks)."""
+        """``pipeline``: one ONNX Runtime graph for the whole frame, or replayed from a CUDA graph once a
+        tile shape repeats (video, benchmarks)."""
+        if self._frames is not None:
+            return self._frame_runner(lq.shape[-1])(lq)
         key = tuple(lq.shape)
         if self._graphs is None or key not in self._seen:
             self._seen.add(key)
@@ -163,6 +168,14 @@ class Upscaler:
         if key not in self._graphs:
             self._graphs[key] = cuda_graph(self.pipeline, lq)
         return self._graphs[key](lq)
+
+    def _frame_runner(self, channels: int) -> Callable:
+        """The ONNX Runtime whole-frame graph for ``channels``-channel frames, built on first use."""
+        if channels not in self._frames:
+            from espcn_lab.frame_graph import ort_frame_runner
+
+            self._frames[channels] = ort_frame_runner(self._model, channels, self.device)
+        return self._frames[channels]
 
     def _spans(self, n: int) -> list[tuple[int, int, int, int]]:
         """Tiles along one axis: (start, stop) kept, (lo, hi) read with the overlap margin."""

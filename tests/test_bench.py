@@ -45,6 +45,7 @@ def test_cli_json_has_model_figures_baselines_and_pipeline(tmp_path, tiny_resolu
     assert report["backend"] == "onnxruntime" and report["output"] == "64x48" and report["input"] == "32x24"
     assert {"bicubic", "srcnn_9_5_5", "espcn_deconv", "espcn_torch_fp32_nchw_eager", "opencv_espcn"} <= set(report["baselines"])
     assert report["ratios"]["stock_over_model"] > 0 and report["ratios"]["paper_deconv_claim"] == 2.0
+    assert report["frame_ms"] > 0 and report["frame_ms_split"] > 0 and report["split_over_frame"] > 0
     pipe = report["pipeline"]
     assert pipe["frames"] == 24 and pipe["pipeline_fps"] > 0 and pipe["decode_bicubic_encode_fps"] > 0
     assert "ms/frame" in capsys.readouterr().out
