@@ -54,6 +54,9 @@ class OptimConfig:
     plateau_threshold: float = 0.01  # relative improvement mu below which the rate is lowered
     plateau_patience: int = 10  # epochs below mu before lowering
     early_stop_patience: int = 100  # epochs without improvement before stopping (paper: 100)
+    # plateau: the paper's rule above; cosine: from learning_rate down to final_learning_rate over
+    # trainer.max_epochs (suits a fixed budget: the run ends at the low rate instead of mid-plateau)
+    schedule: Literal["plateau", "cosine"] = "plateau"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class RunConfig:
     name: Optional[str] = None  # run folder name under dir; default: a timestamp
     seed: int = 0
     resume: Optional[str] = None  # a checkpoint path, or "last" for the run folder's last.ckpt
+    init_from: Optional[str] = None  # start from these weights (x2|x3|x4, .ckpt, .safetensors); fresh optimiser
 
 
 @dataclass(frozen=True)

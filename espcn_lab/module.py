@@ -8,6 +8,7 @@ learns ``optim.last_layer_lr_scale`` times slower. Early stopping lives in ``tra
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import lightning as L
@@ -115,11 +116,20 @@ class ESPCNModule(L.LightningModule):
             optimizer = torch.optim.Adam(groups, lr=o.learning_rate, weight_decay=o.weight_decay)
         else:
             optimizer = torch.optim.AdamW(groups, lr=o.learning_rate, weight_decay=o.weight_decay)
+        if o.schedule == "cosine":
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._cosine(optimizer), "interval": "epoch"}}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=o.lr_decay_factor, patience=o.plateau_patience,
             threshold=o.plateau_threshold, threshold_mode="rel", min_lr=[o.final_learning_rate * k for k in scales])
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": PLATEAU_MONITOR, "interval": "epoch"}}
+
+    def _cosine(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """Every group from its start rate to ``final/initial`` of it over ``trainer.max_epochs`` (half a cosine)."""
+        o, epochs = self.cfg.optim, max(1, self.cfg.trainer.max_epochs - 1)
+        floor = o.final_learning_rate / o.learning_rate
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Plain types only, so ``torch.load(weights_only=True)`` and ``checkpoint.load_model`` read it."""

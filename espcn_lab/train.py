@@ -122,6 +122,17 @@ def build_trainer(cfg: Config, run_dir: Path):
         enable_model_summary=False)
 
 
+def warm_start(module, cfg: Config) -> None:
+    """Copy the weights of ``run.init_from`` into the module (same architecture required); optimiser stays fresh."""
+    from espcn_lab.checkpoint import load_model
+
+    source = load_model(cfg.run.init_from)
+    if source.config.model != cfg.model:
+        raise UserError(f"run.init_from: {cfg.run.init_from} is a different network ({source.config.model}) "
+                        f"from model.* ({cfg.model})")
+    module.model.load_state_dict(source.model.state_dict())
+
+
 def fit(cfg: Config) -> dict[str, Any]:
     """Train one run from a resolved config; returns the summary (also written to ``summary.json``)."""
     import lightning as L
@@ -135,6 +146,8 @@ def fit(cfg: Config) -> dict[str, Any]:
     os.environ[RUN_NAME_ENV] = run_dir.name
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
     module = ESPCNModule(cfg, datamodule.degradation, nan_check_every=min(10, cfg.trainer.log_every_n_steps))
+    if cfg.run.init_from and not ckpt_path:
+        warm_start(module, cfg)
     trainer = build_trainer(cfg, run_dir)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,21 @@ def test_last_layer_learns_ten_times_slower_and_schedule_is_the_papers():
     assert opt.param_groups[0]["lr"] == 0.005 and opt.param_groups[2]["lr"] == 0.0005
 
 
+def test_cosine_schedule_runs_from_start_to_final_rate_over_max_epochs():
+    opt_sched = _module("optim.schedule=cosine", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+                        "trainer.max_epochs=5").configure_optimizers()
+    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(6):
+        rates.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    assert rates[0] == [0.001, 0.001, 0.0001]
+    assert abs(rates[2][0] - (0.00001 + 0.00099 * 0.5)) < 1e-12  # halfway down the cosine
+    assert abs(rates[4][0] - 0.00001) < 1e-12 and abs(rates[4][2] - 0.000001) < 1e-12  # last epoch: final rate
+    assert rates[5] == rates[4]  # and stays there
+
+
 def test_prelu_parameters_get_a_group_and_adam_is_available():
     opt = _module("model.activation=prelu", "optim.name=adam").configure_optimizers()["optimizer"]
     assert isinstance(opt, torch.optim.Adam) and opt.param_groups[-1]["name"] == "activations"

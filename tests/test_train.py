@@ -116,3 +116,21 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(inputs):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((root / "runs" / "kill" / "summary.json").read_text())
     assert summary["steps"] == step + 4 and summary["status"] == "finished"
+
+
+def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
+    from espcn_lab.checkpoint import build_model, save_safetensors
+    from espcn_lab.imaging import DegradationSpec
+    from espcn_lab.module import ESPCNModule
+    from espcn_lab.train import warm_start
+
+    donor_cfg = load_config(None, ["model.features=[8,4]"])
+    donor = build_model(donor_cfg)
+    path = save_safetensors(donor, donor_cfg, DegradationSpec(), tmp_path / "donor.safetensors")
+    cfg = load_config(None, ["model.features=[8,4]", f"run.init_from={path}"])
+    module = ESPCNModule(cfg, DegradationSpec())
+    warm_start(module, cfg)
+    assert all(torch.equal(a, b) for a, b in zip(module.model.state_dict().values(), donor.state_dict().values()))
+    other = load_config(None, ["model.features=[16,4]", f"run.init_from={path}"])
+    with pytest.raises(UserError, match="different network"):
+        warm_start(ESPCNModule(other, DegradationSpec()), other)
