@@ -2,10 +2,12 @@
 
 ``Upscaler.pipeline`` does the colour work in many small torch ops; on CPU they cost several times
 the network itself. ``FrameGraph`` computes the same thing with a few large ops that ONNX Runtime
-fuses: BT.601 conversions as 1x1 convolutions, and MATLAB bicubic chroma/alpha as ONE grouped 5x5
-convolution (each of the ``s*s`` output phases is the outer product of two 5-tap filters) followed
-by a pixel shuffle, on a symmetrically padded plane. Only the floating-point summation order
-differs from ``pipeline``, so outputs agree to within one grey level on rare rounding ties.
+fuses. Everything stays at LR as ``s*s`` phase planes until the end: the luma is a 1x1 conv; the
+MATLAB bicubic chroma (each output phase is the outer product of two 5-tap filters), the YCbCr ->
+RGB matrix, the offsets and the rounding half fold into ONE 5x5 conv on the symmetrically padded
+CbCr planes, to which the network's luma phases are added; after rounding, two uint8 transposes do
+the pixel shuffle and the NHWC layout together. Only the floating-point summation order differs
+from ``pipeline``: outputs agree to within one grey level on rare rounding ties.
 """
 
 from __future__ import annotations
@@ -35,18 +37,14 @@ def _pointwise(matrix: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     return conv
 
 
-def _mix(model: ESPCN, in_channels: int, luma: bool) -> nn.Conv2d | None:
+def _mix(model: ESPCN, in_channels: int) -> nn.Conv2d | None:
     """1x1 conv from phase planes ordered (plane, py, px) to output planes ordered (py, px, channel).
 
-    The planes are the network's outputs then the bicubic ones; the plane-level matrix turns Y, Cb,
-    Cr into RGB (exact zeros where ``pipeline`` skips 3e-7 residues) or averages an RGB model's
-    outputs for a grey input; extra planes (alpha) pass through. None when nothing needs mixing.
+    The planes are the network's outputs then the bicubic ones (alpha); the plane-level matrix
+    averages an RGB model's outputs for a grey input, else passes planes through. None for one plane.
     """
     n_extra, s2 = in_channels - (3 if in_channels >= 3 else 1), model.scale**2
-    if luma:
-        plane = torch.where(_YCBCR_TO_RGB.abs() > 1e-5, _YCBCR_TO_RGB, 0.0).double()
-        bias = -(plane @ _OFFSET.double())
-    elif in_channels < 3 and model.channels == 3:
+    if in_channels < 3 and model.channels == 3:
         plane, bias = torch.full((1, 3), 1 / 3, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
     elif in_channels == 1:
         return None
@@ -103,7 +101,7 @@ class FrameGraph(nn.Module):
             self.luma_gain = float(_YCBCR_TO_RGB[0, 0])  # the same for R, G and B
         else:
             self.register_buffer("bicubic", _bicubic_weight(self.scale, n_extra), persistent=False)
-            self.mix = _mix(model, in_channels, False)
+            self.mix = _mix(model, in_channels)
 
     def _net_phases(self, x: torch.Tensor, gain: float = 255.0) -> torch.Tensor:
         """(B, c, h, w) in [0, 255] -> the network's (B, c*s*s, h, w) phase planes, clamped, times ``gain``."""
@@ -136,9 +134,9 @@ class FrameGraph(nn.Module):
         z = self._luma_path(colour, extra) if self.luma else self._plain_path(colour, extra)
         b, h, w = z.shape[0], z.shape[-2], z.shape[-1]
         s, c = self.scale, self.in_channels
-        z = z.clamp(0, 255).to(torch.uint8).reshape(b, -1, h, w)  # truncation of x + 0.5: round half up
-        z = z.permute(0, 2, 3, 1).reshape(b, h, w, s, s, c)  # two cheap transposes: channels last, then rows
-        return z.transpose(2, 3).reshape(b, h * s, w * s, c)
+        z = z.clamp(0, 255).to(torch.uint8).reshape(b, s, s * c, h, w)  # truncating x + 0.5: round half up
+        z = z.permute(0, 1, 3, 4, 2).reshape(b, s, h, w * s * c)  # one axis moved inwards: (py, h, w, px, c)
+        return z.transpose(1, 2).reshape(b, h * s, w * s, c)  # then whole rows swapped: (h, py, w, px, c)
 
 
 def frame_onnx(model: ESPCN, in_channels: int, opset: int = 17) -> bytes:
