@@ -21,7 +21,7 @@ from espcn_lab.config import to_dict
 from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "safetensors")
 OPSET = 17
 
 
@@ -76,6 +76,18 @@ def export_model(loaded: LoadedModel, path: str | Path, fmt: str = "onnx", opset
     """Write ``loaded`` to ``path`` in ``fmt``; return {path, bytes, parity?}. Parity must reach 60 dB."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "safetensors":  # weights + config, no code: how shipped models (x2, x3, x4) are stored
+        from espcn_lab.checkpoint import load_model, save_safetensors
+
+        path = save_safetensors(loaded.model, loaded.config, loaded.degradation, path)
+        result = {"path": str(path), "bytes": path.stat().st_size, "format": fmt}
+        if check:
+            again = load_model(str(path)).model
+            same = all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), again.state_dict().values()))
+            result["parity"] = {"max_abs_diff_255": 0.0 if same else math.inf, "psnr_db": math.inf if same else 0.0}
+            if not same:
+                raise UserError(f"{path}: weights read back differ from the model's")
+        return result
     meta = {"espcn_lab": json.dumps({"config": to_dict(loaded.config), "degradation": loaded.degradation.to_dict()}),
             "scale": str(loaded.model.scale)}
     data = onnx_bytes(loaded.model, opset, meta)
