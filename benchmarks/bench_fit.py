@@ -25,13 +25,15 @@ def plain_loop(cfg, urls, device, steps: int, warmup: int) -> float:
     from espcn_lab.checkpoint import build_model
     from espcn_lab.data import train_loader, train_pipeline
 
-    model = build_model(cfg).to(device)
+    fmt = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format  # as ESPCNModule does
+    model = build_model(cfg).to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate)
     loader = iter(train_loader(train_pipeline(urls, cfg.data.batch_size, shuffle_buffer=cfg.data.shuffle_buffer), 0, 10**9))
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
         lq, gt = (t.to(device).float().div_(255.0) for t in next(loader))
+        lq = lq.contiguous(memory_format=fmt)
         loss = torch.nn.functional.mse_loss(model(lq), gt)
         opt.zero_grad(set_to_none=True)
         loss.backward()

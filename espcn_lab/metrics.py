@@ -13,7 +13,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 def _as_batch(img: np.ndarray | torch.Tensor, shave: int) -> torch.Tensor:
     """(H, W) or (B, 1, H, W) in [0, 255] -> (B, 1, H-2s, W-2s) float64 tensor."""
-    t = torch.as_tensor(np.asarray(img) if not isinstance(img, torch.Tensor) else img).to(torch.float64)
+    t = img.to(torch.float64) if isinstance(img, torch.Tensor) else torch.tensor(np.asarray(img), dtype=torch.float64)
     while t.ndim < 4:
         t = t.unsqueeze(0)
     if shave:
