@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +21,13 @@ FRAME_1080P = (1080, 1920)
 
 @torch.inference_mode()
 def latency_ms_1080p(model: ESPCN, device: torch.device | str, runs: int = 5, warmup: int = 2) -> float:
-    """Median ms of one forward pass producing a 1920x1080 frame (fp32, batch 1), CUDA-synchronised."""
+    """Median ms of one forward pass producing a 1920x1080 frame (fp32, batch 1), timed as ``bench`` times."""
+    from espcn_lab.bench import measure
+
     device = torch.device(device)
     lq = torch.rand(1, model.channels, *(math.ceil(n / model.scale) for n in FRAME_1080P), device=device)
     model = model.to(device).eval()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
-    for i in range(warmup + runs):
-        sync()
-        start = time.perf_counter()
-        model(lq)
-        sync()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return measure(lambda i: model(lq), device, warmup=warmup, runs=runs, budget_s=float("inf"))["ms_per_frame"]
 
 
 def best_validation(run_dir: Path) -> dict[str, float]:
