@@ -2,8 +2,8 @@
 
 Throughput comes from never touching single pairs in Python: whole stacks (one source image each)
 go into a numpy buffer, shuffled batches are drawn by random index, and the uint8 -> float
-conversion happens once per batch on the training device (``ESPCNModule.on_after_batch_transfer``),
-which also moves 4x fewer bytes to the GPU. Every rank sees an endless stream (its own shards
+conversion and the random flips/rotations (``DihedralAugment``, one gather per batch) happen on the
+training device (``ESPCNModule.on_after_batch_transfer``), which also moves 4x fewer bytes to the GPU. Every rank sees an endless stream (its own shards
 repeated, or resampled shards when there are fewer shards than readers) cut into epochs of the same
 number of batches with ``WebLoader.with_epoch``, so DDP ranks never wait on each other at an epoch end.
 """
@@ -117,20 +117,6 @@ def shard_stream(urls: list[str], rank: int, world_size: int, seed: list[int]) -
             yield {"url": urls[rng.integers(len(urls))]}
 
 
-def _augment(lq: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips / 90-degree rotations: the batch is already in random order, so each eighth gets one
-    of the 8 dihedral transforms (contiguous slices: no per-pair Python, no fancy indexing)."""
-    n = len(lq)
-    for part, t in enumerate(rng.permutation(8)):
-        if t == 0:
-            continue
-        rows = slice(part * n // 8, (part + 1) * n // 8)
-        for arr in (lq, gt):
-            sub = np.rot90(arr[rows], k=t % 4, axes=(1, 2))
-            arr[rows] = (sub[:, :, ::-1] if t >= 4 else sub).copy()
-    return lq, gt
-
-
 def _to_tensors(lq: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, h, w[, 3]) uint8 arrays -> (B, C, h, w) uint8 tensors."""
     def one(a):
@@ -140,58 +126,129 @@ def _to_tensors(lq: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Ten
 
 
 class PairPool:
-    """A fixed buffer of pairs; random batches leave by swap-remove, so pairs are copied in once and out once."""
+    """A shuffle buffer of ``capacity`` pair slots: each pair is copied in once and out once.
+
+    A batch is ``batch_size`` slots drawn uniformly without replacement from the full pool (the same
+    distribution as a sliding shuffle buffer); the freed slots are refilled straight from the stacks
+    waiting in ``staging`` (zero-copy views of the shard bytes), so nothing is ever compacted.
+    """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
-        self.capacity, self.rng, self.count = capacity, rng, 0
+        self.capacity, self.rng = capacity, rng
+        self.filled = 0  # slots holding a pair (== capacity once warm)
         self.lq: Optional[np.ndarray] = None
         self.gt: Optional[np.ndarray] = None
+        self.staging: list[tuple[np.ndarray, np.ndarray]] = []
+        self.staged = 0
 
     def add(self, lq: np.ndarray, gt: np.ndarray) -> None:
-        n = len(lq)
-        if self.lq is None or self.count + n > len(self.lq):
-            size = max(self.capacity, self.count + n) + n
-            grown = [np.empty((size, *a.shape[1:]), a.dtype) for a in (lq, gt)]
-            if self.lq is not None:
-                grown[0][: self.count], grown[1][: self.count] = self.lq[: self.count], self.gt[: self.count]
-            self.lq, self.gt = grown
-        self.lq[self.count:self.count + n], self.gt[self.count:self.count + n] = lq, gt
-        self.count += n
+        if self.lq is None:
+            self.lq, self.gt = (np.empty((self.capacity, *a.shape[1:]), a.dtype) for a in (lq, gt))
+        if self.filled < self.capacity:  # warm-up: fill the slots in order
+            n = min(len(lq), self.capacity - self.filled)
+            self.lq[self.filled:self.filled + n], self.gt[self.filled:self.filled + n] = lq[:n], gt[:n]
+            self.filled += n
+            lq, gt = lq[n:], gt[n:]
+        if len(lq):
+            self.staging.append((lq, gt))
+            self.staged += len(lq)
+
+    def ready(self, batch_size: int) -> bool:
+        """A batch can leave and its slots be refilled at once."""
+        return self.filled == self.capacity and self.staged >= batch_size
 
     def take(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Remove ``batch_size`` random pairs; the tail fills the holes."""
-        idx = self.rng.choice(self.count, batch_size, replace=False)
-        batch = tuple(np.take(a[: self.count], idx, axis=0, out=np.empty((batch_size, *a.shape[1:]), a.dtype))
-                      for a in (self.lq, self.gt))  # take(out=) is ~4x faster than fancy indexing here
-        tail = self.count - batch_size
-        holes = idx[idx < tail]
-        if holes.size:
-            donor = np.ones(batch_size, bool)
-            donor[idx[idx >= tail] - tail] = False
-            donors = tail + np.flatnonzero(donor)
-            for a in (self.lq, self.gt):
-                a[holes] = np.take(a, donors, axis=0)
-        self.count = tail
+        """``batch_size`` random pairs out; as many staged pairs into their slots."""
+        idx = self.rng.choice(self.capacity, batch_size, replace=False)
+        batch = self.lq[idx], self.gt[idx]  # fancy indexing: one gather, a fresh array
+        done = 0
+        while done < batch_size:
+            lq, gt = self.staging[0]
+            n = min(len(lq), batch_size - done)
+            slots = idx[done:done + n]
+            self.lq[slots], self.gt[slots] = lq[:n], gt[:n]
+            done += n
+            if n == len(lq):
+                self.staging.pop(0)
+            else:
+                self.staging[0] = (lq[n:], gt[n:])
+        self.staged -= batch_size
         return batch
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everything left (pool and staging), shuffled: the end of a finite stream."""
+        parts = [(self.lq[: self.filled], self.gt[: self.filled])] if self.lq is not None else []
+        parts += self.staging
+        if not parts:
+            return np.empty((0,), np.uint8), np.empty((0,), np.uint8)
+        lq, gt = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+        order = self.rng.permutation(len(lq))
+        self.filled, self.staging, self.staged = 0, [], 0
+        return lq[order], gt[order]
 
 
 def shuffled_batches(stacks: Iterator[tuple[np.ndarray, np.ndarray]], batch_size: int, buffer_pairs: int,
-                     seed: list[int], augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Stacks of pairs -> shuffled (B, C, h, w) uint8 batches drawn from a pool of ``buffer_pairs`` pairs."""
-    rng = np.random.default_rng([*seed, 7])
-    fill = max(buffer_pairs, batch_size)
-    pool = PairPool(fill + 1024, rng)
+                     seed: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Stacks of pairs -> shuffled (B, C, h, w) uint8 batches drawn from a pool of ``buffer_pairs`` pairs.
+
+    Augmentation is not done here: flips/rotations run on the training device
+    (``ESPCNModule.on_after_batch_transfer``), where they cost one gather per batch.
+    """
+    pool = PairPool(max(buffer_pairs, batch_size), np.random.default_rng([*seed, 7]))
     for lq, gt in stacks:
         pool.add(lq, gt)
-        while pool.count >= fill:
-            lq_b, gt_b = pool.take(batch_size)
-            yield _to_tensors(*(_augment(lq_b, gt_b, rng) if augment else (lq_b, gt_b)))
-    while pool.count >= batch_size:  # a finite stream ends with what is left (full batches only)
-        yield _to_tensors(*pool.take(batch_size))
+        while pool.ready(batch_size):
+            yield _to_tensors(*pool.take(batch_size))
+    lq, gt = pool.drain()  # a finite stream ends with what is left (full batches only)
+    for start in range(0, len(lq) - batch_size + 1, batch_size):
+        yield _to_tensors(lq[start:start + batch_size], gt[start:start + batch_size])
 
 
-def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10000, augment: bool = False,
-                   seed: int = 0, rank: int = 0, world_size: int = 1) -> wds.DataPipeline:
+def dihedral_index(height: int, width: int, device=None) -> torch.Tensor:
+    """(8, H*W) gather indices of the 8 flips/90-degree rotations of an H x W square (H == W)."""
+    if height != width:
+        raise ValueError("flips and rotations of non-square patches are not supported")
+    grid = torch.arange(height * width, device=device).view(height, width)
+    views = []
+    for k in range(4):
+        rotated = torch.rot90(grid, k, (0, 1))
+        views += [rotated, rotated.flip(1)]
+    return torch.stack([v.reshape(-1) for v in views])
+
+
+class DihedralAugment:
+    """Random flips/90-degree rotations of (lq, gt) batches on their device: one gather per tensor.
+
+    Each pair gets its own of the 8 transforms; LR and HR get the same one, so they stay aligned.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.generator: Optional[torch.Generator] = None
+        self.index: dict[tuple, torch.Tensor] = {}
+
+    def _indices(self, shape: tuple[int, int], device) -> torch.Tensor:
+        key = (*shape, str(device))
+        if key not in self.index:
+            self.index[key] = dihedral_index(*shape, device=device)
+        return self.index[key]
+
+    def __call__(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.generator is None or self.generator.device != lq.device:
+            self.generator = torch.Generator(device=lq.device).manual_seed(self.seed)
+        which = torch.randint(0, 8, (len(lq),), device=lq.device, generator=self.generator)
+
+        def apply(x):
+            b, c, h, w = x.shape
+            idx = self._indices((h, w), x.device)[which]  # (B, H*W)
+            flat = x.reshape(b, c, h * w)
+            return torch.gather(flat, 2, idx[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
+
+        return apply(lq), apply(gt)
+
+
+def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10000, seed: int = 0, rank: int = 0,
+                   world_size: int = 1) -> wds.DataPipeline:
     """Endless WebDataset pipeline of (lq, gt) uint8 batches (B, C, 17, 17) / (B, C, 17s, 17s).
 
     Random streams differ per rank, worker and pass (a pass restarts every epoch), and are fixed by ``seed``.
@@ -204,7 +261,7 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
         return shard_stream(urls, rank, world_size, current["seed"])
 
     def batches(src):
-        return shuffled_batches(src, batch_size, shuffle_buffer, current["seed"], augment)
+        return shuffled_batches(src, batch_size, shuffle_buffer, current["seed"])
 
     return wds.DataPipeline(shards, read_stacks, batches)
 
@@ -226,9 +283,9 @@ class ValidationImages(torch.utils.data.Dataset):
         for index, (name, folder) in enumerate(val_dirs.items()):
             for image_name, hr in iter_hr_images(folder):
                 pair = make_eval_pair(image_name, hr, scale, degradation, channels)
-                lq = torch.from_numpy(pair.lq)
+                lq = torch.from_numpy(np.array(pair.lq))
                 lq = lq[None] if lq.ndim == 2 else lq.permute(2, 0, 1).contiguous()
-                self.items.append((index, lq, torch.from_numpy(pair.gt_y)))
+                self.items.append((index, lq, torch.from_numpy(np.array(pair.gt_y))))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -270,8 +327,8 @@ class ShardDataModule(L.LightningDataModule):
     def train_dataloader(self):
         d, trainer = self.cfg.data, self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        pipeline = train_pipeline(self.urls, d.batch_size, shuffle_buffer=d.shuffle_buffer, augment=d.augment,
-                                  seed=self.cfg.run.seed, rank=rank, world_size=world)
+        pipeline = train_pipeline(self.urls, d.batch_size, shuffle_buffer=d.shuffle_buffer, seed=self.cfg.run.seed,
+                                  rank=rank, world_size=world)
         return train_loader(pipeline, d.num_workers, self.batches_per_epoch(world))
 
     def val_dataloader(self):

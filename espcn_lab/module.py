@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from espcn_lab.checkpoint import build_model
 from espcn_lab.config import Config, to_dict
+from espcn_lab.data import DihedralAugment
 from espcn_lab.hr_images import sr_luma
 from espcn_lab.imaging import DegradationSpec, to_uint8
 from espcn_lab.metrics import psnr_y, ssim_y
@@ -39,19 +40,28 @@ class ESPCNModule(L.LightningModule):
         self.nan_check_every = max(1, nan_check_every)
         self._bad_loss = None
         self._val_scores: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        self.augment: DihedralAugment | None = None  # made in on_fit_start when data.augment
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
         return self.model(lq)
+
+    def on_train_start(self) -> None:
+        if self.cfg.data.augment:  # a stream per rank; a resumed run (step restored by now) draws anew
+            seed = np.random.SeedSequence([self.cfg.run.seed, self.global_rank, self.global_step]).generate_state(1)[0]
+            self.augment = DihedralAugment(int(seed))
 
     def on_fit_start(self) -> None:
         if self.cfg.trainer.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Training batches travel as uint8 (4x fewer bytes); become float in [0, 1] on the device."""
+        """Training batches travel as uint8 (4x fewer bytes); are flipped/rotated (``data.augment``) and
+        become float in [0, 1] on the device."""
         if self.trainer is not None and self.trainer.training:
             lq, gt = batch
+            if self.augment is not None:
+                lq, gt = self.augment(lq, gt)
             fmt = torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
             return lq.float().div_(255.0).contiguous(memory_format=fmt), gt.float().div_(255.0)
         return batch

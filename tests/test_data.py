@@ -7,8 +7,8 @@ import webdataset as wds
 
 from _shards import noise_images, write_shards
 from espcn_lab.config import load_config
-from espcn_lab.data import (PairPool, ShardDataModule, ValidationImages, _augment, resolve_shards,
-                            shuffled_batches, train_loader, train_pipeline)
+from espcn_lab.data import (DihedralAugment, PairPool, ShardDataModule, ValidationImages, dihedral_index,
+                            resolve_shards, shuffled_batches, train_loader, train_pipeline)
 from espcn_lab.errors import UserError
 from espcn_lab.imaging import DegradationSpec
 from espcn_lab.shard_format import decode_pair
@@ -61,18 +61,40 @@ def test_shuffled_batches_yield_every_pair_once_and_mix_sources():
     assert torch.equal(gt_ids, lq[:, 0, 0, 0])  # pairs stay paired
 
 
-def test_pool_grows_for_stacks_larger_than_its_capacity():
+def test_pool_draws_uniformly_from_its_slots_and_refills_them_from_staging():
     pool = PairPool(4, np.random.default_rng(0))
     pool.add(np.arange(10, dtype=np.uint8)[:, None], np.arange(10, dtype=np.uint8)[:, None])
-    a, b = pool.take(6)
-    assert pool.count == 4 and np.array_equal(a, b) and len(set(a[:, 0])) == 6
+    assert pool.filled == 4 and pool.staged == 6 and pool.ready(6) and not pool.ready(7)
+    a, b = pool.take(3)
+    assert np.array_equal(a, b) and len(set(a[:, 0])) == 3 and set(a[:, 0]) <= {0, 1, 2, 3}
+    assert sorted(pool.lq[:, 0]) == sorted({0, 1, 2, 3} - set(a[:, 0]) | {4, 5, 6})  # slots refilled in order
+    assert pool.staged == 3 and np.array_equal(pool.lq, pool.gt)
+    rest, _ = pool.drain()
+    assert sorted(np.concatenate([a, rest])[:, 0]) == list(range(10)) and pool.filled == pool.staged == 0
+    # each take draws uniformly from the pool: a pair waits ~capacity pairs on average, memorylessly
+    ids = np.arange(20000, dtype=np.int32)[:, None, None]
+    out = np.concatenate([b[0][:, 0, 0, 0].numpy() for b in shuffled_batches(
+        ((ids[i:i + 7], ids[i:i + 7]) for i in range(0, 20000, 7)), 10, 100, [3])])
+    assert sorted(out) == list(range(20000))
+    wait = (np.argsort(out) - np.arange(20000))[:19000] + 100  # pairs that arrived while j waited
+    assert 80 < wait.std() < 120  # geometric waits (std ~ capacity); a block shuffle would give ~29
+    assert 0.10 < (wait > 200).mean() < 0.17  # P(wait > 2 capacities) = e^-2 = 0.135
 
 
-def test_augment_keeps_lq_and_gt_aligned():
-    lq = np.random.default_rng(0).integers(0, 255, (64, 5, 5), dtype=np.uint8)
-    gt = np.kron(lq, np.ones((1, 3, 3), np.uint8))
-    out_lq, out_gt = _augment(lq.copy(), gt.copy(), np.random.default_rng(1))
-    assert np.array_equal(out_gt[:, 1::3, 1::3], out_lq) and not np.array_equal(out_lq, lq)
+def test_dihedral_augment_keeps_lq_and_gt_aligned_and_covers_all_eight_transforms():
+    index = dihedral_index(3, 3)
+    grid = torch.arange(9).view(3, 3)
+    seen = {tuple(grid.reshape(-1)[i].tolist()) for i in index}
+    expected = {tuple(torch.rot90(g, k, (0, 1)).reshape(-1).tolist()) for g in (grid, grid.T) for k in range(4)}
+    assert seen == expected and len(seen) == 8
+    lq = torch.randint(0, 255, (256, 1, 5, 5), dtype=torch.uint8)
+    gt = lq.repeat_interleave(3, 2).repeat_interleave(3, 3)
+    out_lq, out_gt = DihedralAugment(seed=1)(lq, gt)
+    assert torch.equal(out_gt[:, :, 1::3, 1::3], out_lq) and out_lq.dtype == torch.uint8
+    changed = (out_lq != lq).flatten(1).any(1).float().mean()
+    assert 0.75 < changed < 0.95  # 7 of 8 transforms change a random patch
+    again, _ = DihedralAugment(seed=1)(lq, gt)
+    assert torch.equal(again, out_lq)  # seeded
 
 
 def test_every_rank_and_worker_gets_the_same_number_of_batches(shards):
