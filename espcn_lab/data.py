@@ -126,11 +126,12 @@ def _to_tensors(lq: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Ten
 
 
 class PairPool:
-    """A shuffle buffer of ``capacity`` pair slots: each pair is copied in once and out once.
+    """A shuffle buffer of ``capacity`` pair slots: each pair is copied three times, never per pair in Python.
 
-    A batch is ``batch_size`` slots drawn uniformly without replacement from the full pool (the same
-    distribution as a sliding shuffle buffer); the freed slots are refilled straight from the stacks
-    waiting in ``staging`` (zero-copy views of the shard bytes), so nothing is ever compacted.
+    Stacks arrive in a contiguous staging buffer (one memcpy each). A batch is ``batch_size`` slots
+    drawn uniformly without replacement from the full pool (the distribution of a sliding shuffle
+    buffer; one gather), and the freed slots are refilled with the oldest staged pairs (one scatter),
+    so nothing is ever compacted.
     """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
@@ -138,8 +139,13 @@ class PairPool:
         self.filled = 0  # slots holding a pair (== capacity once warm)
         self.lq: Optional[np.ndarray] = None
         self.gt: Optional[np.ndarray] = None
-        self.staging: list[tuple[np.ndarray, np.ndarray]] = []
-        self.staged = 0
+        self.stage_lq: Optional[np.ndarray] = None
+        self.stage_gt: Optional[np.ndarray] = None
+        self.head = self.tail = 0  # staged pairs are stage_*[head:tail]
+
+    @property
+    def staged(self) -> int:
+        return self.tail - self.head
 
     def add(self, lq: np.ndarray, gt: np.ndarray) -> None:
         if self.lq is None:
@@ -149,41 +155,44 @@ class PairPool:
             self.lq[self.filled:self.filled + n], self.gt[self.filled:self.filled + n] = lq[:n], gt[:n]
             self.filled += n
             lq, gt = lq[n:], gt[n:]
-        if len(lq):
-            self.staging.append((lq, gt))
-            self.staged += len(lq)
+        n = len(lq)
+        if not n:
+            return
+        if self.stage_lq is None or self.tail + n > len(self.stage_lq):
+            staged = self.staged
+            size = max(4 * (staged + n), 4096) if self.stage_lq is None or staged + n > len(self.stage_lq) // 2 \
+                else len(self.stage_lq)
+            new = [np.empty((size, *a.shape[1:]), a.dtype) for a in (lq, gt)]
+            if self.stage_lq is not None:  # move what is staged to the front (at most half the buffer)
+                new[0][:staged], new[1][:staged] = self.stage_lq[self.head:self.tail], self.stage_gt[self.head:self.tail]
+            self.stage_lq, self.stage_gt = new
+            self.head, self.tail = 0, staged
+        self.stage_lq[self.tail:self.tail + n], self.stage_gt[self.tail:self.tail + n] = lq, gt
+        self.tail += n
 
     def ready(self, batch_size: int) -> bool:
         """A batch can leave and its slots be refilled at once."""
         return self.filled == self.capacity and self.staged >= batch_size
 
     def take(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch_size`` random pairs out; as many staged pairs into their slots."""
+        """``batch_size`` random pairs out; as many staged pairs (oldest first) into their slots."""
         idx = self.rng.choice(self.capacity, batch_size, replace=False)
-        batch = self.lq[idx], self.gt[idx]  # fancy indexing: one gather, a fresh array
-        done = 0
-        while done < batch_size:
-            lq, gt = self.staging[0]
-            n = min(len(lq), batch_size - done)
-            slots = idx[done:done + n]
-            self.lq[slots], self.gt[slots] = lq[:n], gt[:n]
-            done += n
-            if n == len(lq):
-                self.staging.pop(0)
-            else:
-                self.staging[0] = (lq[n:], gt[n:])
-        self.staged -= batch_size
+        batch = np.take(self.lq, idx, axis=0), np.take(self.gt, idx, axis=0)  # one gather each, fresh arrays
+        new = slice(self.head, self.head + batch_size)
+        self.lq[idx], self.gt[idx] = self.stage_lq[new], self.stage_gt[new]
+        self.head += batch_size
         return batch
 
     def drain(self) -> tuple[np.ndarray, np.ndarray]:
         """Everything left (pool and staging), shuffled: the end of a finite stream."""
-        parts = [(self.lq[: self.filled], self.gt[: self.filled])] if self.lq is not None else []
-        parts += self.staging
-        if not parts:
+        if self.lq is None:
             return np.empty((0,), np.uint8), np.empty((0,), np.uint8)
+        parts = [(self.lq[: self.filled], self.gt[: self.filled])]
+        if self.staged:
+            parts.append((self.stage_lq[self.head:self.tail], self.stage_gt[self.head:self.tail]))
         lq, gt = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
         order = self.rng.permutation(len(lq))
-        self.filled, self.staging, self.staged = 0, [], 0
+        self.filled, self.head, self.tail = 0, 0, 0
         return lq[order], gt[order]
 
 

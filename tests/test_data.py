@@ -1,5 +1,6 @@
 """Training stream: shard resolution, the fast reader, shuffled batches, equal epochs, validation set."""
 
+import io
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,7 @@ from espcn_lab.data import (DihedralAugment, PairPool, ShardDataModule, Validati
 from espcn_lab.errors import UserError
 from espcn_lab.imaging import DegradationSpec
 from espcn_lab.shard_format import decode_pair
-from espcn_lab.shard_reader import npy_from_bytes, read_stacks
+from espcn_lab.shard_reader import npy_from_bytes, read_stacks, tar_members
 from espcn_lab.shard_format import npy_bytes
 
 
@@ -43,6 +44,14 @@ def test_fast_reader_matches_webdataset_decode(shards):
     for (lq, gt), (lq2, gt2) in zip(ours, theirs):
         assert lq.shape[1:] == (17, 17) and gt.shape[1:] == (51, 51)
         assert np.array_equal(lq, lq2) and np.array_equal(gt, gt2)
+    with open(urls[0], "rb") as f:  # chunk boundaries anywhere (inside headers, payloads, padding) change nothing
+        whole = [(n, bytes(p)) for n, p in tar_members(f)]
+    for chunk in (700, 1024, 4099):
+        with open(urls[0], "rb") as f:
+            assert [(n, bytes(p)) for n, p in tar_members(f, chunk=chunk)] == whole
+    data = open(urls[0], "rb").read()
+    with pytest.raises(EOFError, match="truncated"):
+        list(tar_members(io.BytesIO(data[:len(data) // 2 + 7]), chunk=1000))
     piped = list(read_stacks([{"url": f"pipe:cat {urls[0]}"}]))
     assert np.array_equal(piped[0][0], ours[0][0])
     rgb = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)
