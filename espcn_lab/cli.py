@@ -111,11 +111,20 @@ def evaluate(
     scale: Annotated[Optional[int], typer.Option(help="Expected scale; an error if the model differs.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write all figures (per image too) here.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda when available).")] = "auto",
+    ensemble: Annotated[Optional[list[str]], typer.Option(
+        "--ensemble", help="Another model (same scale) whose output is averaged with MODEL's; repeat for more.")] = None,
+    self_ensemble: Annotated[bool, typer.Option(
+        "--self-ensemble", help="Average the model over the 8 flips/rotations of each input (8x the compute).")] = False,
 ) -> None:
-    """Score a model on folders of HR images (PSNR-Y / SSIM-Y against bicubic, paired t-test)."""
+    """Score a model on folders of HR images (PSNR-Y / SSIM-Y against bicubic, paired t-test).
+
+    Ensembles (the paper's future work) are scored with --ensemble MODEL (independently trained models
+    averaged) and --self-ensemble (geometric, test-time); `python benchmarks/bench_ensemble.py` times them.
+    """
     from espcn_lab.evaluate import evaluate as run_eval, format_table, parse_datasets, write_json
 
-    results = run_eval(model, parse_datasets(data), scale=scale, device=device)
+    results = run_eval(model, parse_datasets(data), scale=scale, device=device, ensemble=ensemble,
+                       self_ensemble=self_ensemble)
     print(format_table(results))
     if json_path is not None:
         write_json(results, json_path)

@@ -56,14 +56,15 @@ def _hr_source(folder: str) -> tuple:
     return iter_hr_images(folder), len(list_hr_files(folder))
 
 
-def score_set(loaded, folder: str, device: torch.device, name: str) -> dict[str, Any]:
-    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model on one folder."""
+def score_set(loaded, folder: str, device: torch.device, name: str, model: Optional[torch.nn.Module] = None) -> dict[str, Any]:
+    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model (``model`` overrides ``loaded.model``) on one folder."""
     scale, channels = loaded.config.model.scale, loaded.config.model.channels
+    model = loaded.model if model is None else model
     images = []
     source, total = _hr_source(folder)
     for image_name, hr in tqdm(source, total=total, desc=name, leave=False):
         pair = make_eval_pair(image_name, hr, scale, loaded.degradation, channels)
-        ours = sr_luma(network_pass(loaded.model, pair.lq, device))
+        ours = sr_luma(network_pass(model, pair.lq, device))
         bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
         images.append({"name": image_name,
                        "bicubic": {"psnr_y": psnr_y(bicubic, pair.gt_y, scale), "ssim_y": ssim_y(bicubic, pair.gt_y, scale)},
@@ -75,9 +76,14 @@ def score_set(loaded, folder: str, device: torch.device, name: str) -> dict[str,
 
 
 def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = None,
-             device: str = "auto") -> dict[str, Any]:
-    """Score ``model_spec`` (x2|x3|x4, .safetensors, .ckpt) on each NAME -> folder; JSON-ready results."""
+             device: str = "auto", ensemble: Optional[list[str]] = None, self_ensemble: bool = False) -> dict[str, Any]:
+    """Score ``model_spec`` (x2|x3|x4, .safetensors, .ckpt) on each NAME -> folder; JSON-ready results.
+
+    ``ensemble``: further models whose outputs are averaged with it; ``self_ensemble``: average over the 8
+    flips/rotations of each input (8x the network passes).
+    """
     from espcn_lab.checkpoint import load_model
+    from espcn_lab.ensemble import combine
 
     if not datasets:
         raise UserError("give at least one --data NAME=DIR")
@@ -90,11 +96,13 @@ def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = N
     model_scale = loaded.config.model.scale
     if scale is not None and scale != model_scale:
         raise UserError(f"--scale {scale}: the model {model_spec} is x{model_scale}")
+    model, label = combine(loaded, [load_model(spec) for spec in ensemble or []], self_ensemble)
     dev = pick_device(device)
-    loaded.model.to(dev).eval()
-    sets = {name: score_set(loaded, folder, dev, name) for name, folder in datasets.items()}
-    return {"model": model_spec, "scale": model_scale, "degradation": loaded.degradation.to_dict(),
-            "config": loaded.config.model.__dict__, "datasets": sets}
+    model.to(dev).eval()
+    sets = {name: score_set(loaded, folder, dev, name, model) for name, folder in datasets.items()}
+    return {"model": model_spec + label, "scale": model_scale, "degradation": loaded.degradation.to_dict(),
+            "config": loaded.config.model.__dict__, "ensemble": list(ensemble or []), "self_ensemble": self_ensemble,
+            "datasets": sets}
 
 
 def format_table(results: dict[str, Any]) -> str:
