@@ -56,7 +56,7 @@ def test_cli_eval_scores_ensembles_of_the_shipped_model(shared_data, tmp_path, c
     psnr = lambda doc: doc["datasets"]["Set5"]["model"]["psnr_y"]  # noqa: E731
     assert selfens["self_ensemble"] and "self-ensemble x8" in selfens["model"]
     assert psnr(selfens) > psnr(single)  # the geometric self-ensemble gains on a trained model
-    assert abs(psnr(twice) - psnr(single)) < 1e-6 and twice["model"].endswith("ensemble of 3")
+    assert abs(psnr(twice) - psnr(single)) < 1e-3 and twice["model"].endswith("ensemble of 3")  # (a+a+a)/3 rounds a few pixels
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:
         main(["eval", "x3", "--data", f"Set5={shared_data / 'Set5'}", "--ensemble", "x2"])
