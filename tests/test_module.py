@@ -61,3 +61,25 @@ def test_every_parameter_gets_a_gradient_from_the_mse_loss():
     lq, gt = torch.rand(2, 1, 17, 17), torch.rand(2, 1, 51, 51)
     torch.nn.functional.mse_loss(module(lq), gt).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_training_batches_are_augmented_on_the_device_and_stay_aligned():
+    from types import SimpleNamespace
+
+    from espcn_lab.imaging import DegradationSpec
+    from espcn_lab.module import ESPCNModule
+
+    cfg = load_config(None, ["model.features=[8,4]", "data.augment=true", "trainer.channels_last=false"])
+    module = ESPCNModule(cfg, DegradationSpec())
+    module._trainer = SimpleNamespace(training=True, global_rank=0, global_step=0)
+    module.on_train_start()
+    lq = torch.randint(0, 255, (64, 1, 5, 5), dtype=torch.uint8)
+    gt = lq.repeat_interleave(3, 2).repeat_interleave(3, 3)
+    out_lq, out_gt = module.on_after_batch_transfer((lq, gt), 0)
+    assert out_lq.dtype == torch.float32 and out_lq.max() <= 1.0
+    assert torch.equal(out_gt[:, :, 1::3, 1::3], out_lq)  # flipped/rotated together
+    assert not torch.equal(out_lq, lq.float() / 255)  # and really transformed
+    plain = ESPCNModule(load_config(None, ["model.features=[8,4]", "data.augment=false"]), DegradationSpec())
+    plain._trainer = module._trainer
+    plain.on_train_start()
+    assert torch.equal(plain.on_after_batch_transfer((lq, gt), 0)[0], lq.float() / 255)
