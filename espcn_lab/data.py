@@ -3,9 +3,10 @@
 Throughput comes from never touching single pairs in Python: whole stacks (one source image each)
 go into a numpy buffer, shuffled batches are drawn by random index, and the uint8 -> float
 conversion and the random flips/rotations (``DihedralAugment``, one gather per batch) happen on the
-training device (``ESPCNModule.on_after_batch_transfer``), which also moves 4x fewer bytes to the GPU. Every rank sees an endless stream (its own shards
-repeated, or resampled shards when there are fewer shards than readers) cut into epochs of the same
-number of batches with ``WebLoader.with_epoch``, so DDP ranks never wait on each other at an epoch end.
+training device (``ESPCNModule.on_after_batch_transfer``), which also moves 4x fewer bytes to the GPU.
+Every rank sees an endless stream (its own shards repeated, or resampled shards when there are fewer
+shards than readers) cut into epochs of the same number of batches with ``WebLoader.with_epoch``, so
+DDP ranks never wait on each other at an epoch end.
 """
 
 from __future__ import annotations
@@ -292,9 +293,9 @@ class ValidationImages(torch.utils.data.Dataset):
         for index, (name, folder) in enumerate(val_dirs.items()):
             for image_name, hr in iter_hr_images(folder):
                 pair = make_eval_pair(image_name, hr, scale, degradation, channels)
-                lq = torch.from_numpy(np.array(pair.lq))
+                lq = torch.from_numpy(pair.lq)
                 lq = lq[None] if lq.ndim == 2 else lq.permute(2, 0, 1).contiguous()
-                self.items.append((index, lq, torch.from_numpy(np.array(pair.gt_y))))
+                self.items.append((index, lq, torch.from_numpy(pair.gt_y)))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -37,7 +37,7 @@ def read_hr(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             grey = im.mode in ("L", "I;16", "I", "1", "LA")
-            return np.asarray(im.convert("L" if grey else "RGB"))
+            return np.array(im.convert("L" if grey else "RGB"))  # writable: torch.from_numpy takes it as is
     except OSError as err:
         raise UserError(f"{path}: not a readable image ({err})") from None
 

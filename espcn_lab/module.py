@@ -40,7 +40,7 @@ class ESPCNModule(L.LightningModule):
         self.nan_check_every = max(1, nan_check_every)
         self._bad_loss = None
         self._val_scores: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        self.augment: DihedralAugment | None = None  # made in on_fit_start when data.augment
+        self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
