@@ -1,9 +1,10 @@
 """Training data: a WebDataset stream of LR/HR patch stacks, and the LightningDataModule.
 
 Throughput comes from never touching single pairs in Python: whole stacks (one source image each)
-go into a numpy buffer, shuffled batches are drawn by random index, and the uint8 -> float
-conversion and the random flips/rotations (``DihedralAugment``, one gather per batch) happen on the
-training device (``ESPCNModule.on_after_batch_transfer``), which also moves 4x fewer bytes to the GPU.
+are queued as zero-copy views of the memory-mapped shard, shuffled batches are drawn by random index
+from a pool they refill, and the uint8 -> float conversion and the random flips/rotations
+(``DihedralAugment``, one gather per batch) happen on the training device
+(``ESPCNModule.on_after_batch_transfer``), which also moves 4x fewer bytes to the GPU.
 Every rank sees an endless stream (its own shards repeated, or resampled shards when there are fewer
 shards than readers) cut into epochs of the same number of batches with ``WebLoader.with_epoch``, so
 DDP ranks never wait on each other at an epoch end.
@@ -11,6 +12,7 @@ DDP ranks never wait on each other at an epoch end.
 
 from __future__ import annotations
 
+import collections
 import glob
 import itertools
 import math
@@ -127,12 +129,12 @@ def _to_tensors(lq: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Ten
 
 
 class PairPool:
-    """A shuffle buffer of ``capacity`` pair slots: each pair is copied three times, never per pair in Python.
+    """A shuffle buffer of ``capacity`` pair slots: each pair is copied twice, never per pair in Python.
 
-    Stacks arrive in a contiguous staging buffer (one memcpy each). A batch is ``batch_size`` slots
-    drawn uniformly without replacement from the full pool (the distribution of a sliding shuffle
-    buffer; one gather), and the freed slots are refilled with the oldest staged pairs (one scatter),
-    so nothing is ever compacted.
+    Arriving stacks are queued as they are (zero-copy views of the memory-mapped shard). A batch is
+    ``batch_size`` slots drawn uniformly without replacement from the full pool (the distribution of a
+    sliding shuffle buffer; one gather), and the freed slots are refilled straight from the queue, oldest
+    pairs first (a scatter per queued stack touched), so nothing is ever staged or compacted.
     """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
@@ -140,13 +142,9 @@ class PairPool:
         self.filled = 0  # slots holding a pair (== capacity once warm)
         self.lq: Optional[np.ndarray] = None
         self.gt: Optional[np.ndarray] = None
-        self.stage_lq: Optional[np.ndarray] = None
-        self.stage_gt: Optional[np.ndarray] = None
-        self.head = self.tail = 0  # staged pairs are stage_*[head:tail]
-
-    @property
-    def staged(self) -> int:
-        return self.tail - self.head
+        self.queue: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
+        self.offset = 0  # pairs of queue[0] already moved into the pool
+        self.staged = 0  # pairs waiting in the queue
 
     def add(self, lq: np.ndarray, gt: np.ndarray) -> None:
         if self.lq is None:
@@ -156,44 +154,43 @@ class PairPool:
             self.lq[self.filled:self.filled + n], self.gt[self.filled:self.filled + n] = lq[:n], gt[:n]
             self.filled += n
             lq, gt = lq[n:], gt[n:]
-        n = len(lq)
-        if not n:
-            return
-        if self.stage_lq is None or self.tail + n > len(self.stage_lq):
-            staged = self.staged
-            size = max(4 * (staged + n), 4096) if self.stage_lq is None or staged + n > len(self.stage_lq) // 2 \
-                else len(self.stage_lq)
-            new = [np.empty((size, *a.shape[1:]), a.dtype) for a in (lq, gt)]
-            if self.stage_lq is not None:  # move what is staged to the front (at most half the buffer)
-                new[0][:staged], new[1][:staged] = self.stage_lq[self.head:self.tail], self.stage_gt[self.head:self.tail]
-            self.stage_lq, self.stage_gt = new
-            self.head, self.tail = 0, staged
-        self.stage_lq[self.tail:self.tail + n], self.stage_gt[self.tail:self.tail + n] = lq, gt
-        self.tail += n
+        if len(lq):
+            self.queue.append((lq, gt))
+            self.staged += len(lq)
 
     def ready(self, batch_size: int) -> bool:
         """A batch can leave and its slots be refilled at once."""
         return self.filled == self.capacity and self.staged >= batch_size
 
     def take(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch_size`` random pairs out; as many staged pairs (oldest first) into their slots."""
+        """``batch_size`` random pairs out; as many queued pairs (oldest first) into their slots."""
         idx = self.rng.choice(self.capacity, batch_size, replace=False)
         batch = np.take(self.lq, idx, axis=0), np.take(self.gt, idx, axis=0)  # one gather each, fresh arrays
-        new = slice(self.head, self.head + batch_size)
-        self.lq[idx], self.gt[idx] = self.stage_lq[new], self.stage_gt[new]
-        self.head += batch_size
+        done = 0
+        while done < batch_size:
+            lq, gt = self.queue[0]
+            n = min(batch_size - done, len(lq) - self.offset)
+            slots, new = idx[done:done + n], slice(self.offset, self.offset + n)
+            self.lq[slots], self.gt[slots] = lq[new], gt[new]
+            done, self.offset = done + n, self.offset + n
+            if self.offset == len(lq):
+                self.queue.popleft()
+                self.offset = 0
+        self.staged -= batch_size
         return batch
 
     def drain(self) -> tuple[np.ndarray, np.ndarray]:
-        """Everything left (pool and staging), shuffled: the end of a finite stream."""
+        """Everything left (pool and queue), shuffled: the end of a finite stream."""
         if self.lq is None:
             return np.empty((0,), np.uint8), np.empty((0,), np.uint8)
         parts = [(self.lq[: self.filled], self.gt[: self.filled])]
-        if self.staged:
-            parts.append((self.stage_lq[self.head:self.tail], self.stage_gt[self.head:self.tail]))
+        for i, (lq, gt) in enumerate(self.queue):
+            start = self.offset if i == 0 else 0
+            parts.append((lq[start:], gt[start:]))
         lq, gt = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
         order = self.rng.permutation(len(lq))
-        self.filled, self.head, self.tail = 0, 0, 0
+        self.filled, self.offset, self.staged = 0, 0, 0
+        self.queue.clear()
         return lq[order], gt[order]
 
 

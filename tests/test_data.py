@@ -70,7 +70,7 @@ def test_shuffled_batches_yield_every_pair_once_and_mix_sources():
     assert torch.equal(gt_ids, lq[:, 0, 0, 0])  # pairs stay paired
 
 
-def test_pool_draws_uniformly_from_its_slots_and_refills_them_from_staging():
+def test_pool_draws_uniformly_from_its_slots_and_refills_them_from_the_queue():
     pool = PairPool(4, np.random.default_rng(0))
     pool.add(np.arange(10, dtype=np.uint8)[:, None], np.arange(10, dtype=np.uint8)[:, None])
     assert pool.filled == 4 and pool.staged == 6 and pool.ready(6) and not pool.ready(7)
@@ -80,6 +80,18 @@ def test_pool_draws_uniformly_from_its_slots_and_refills_them_from_staging():
     assert pool.staged == 3 and np.array_equal(pool.lq, pool.gt)
     rest, _ = pool.drain()
     assert sorted(np.concatenate([a, rest])[:, 0]) == list(range(10)) and pool.filled == pool.staged == 0
+    # queued stacks are not copied (read-only views of a mapped shard are fine); a take spans several
+    pool = PairPool(4, np.random.default_rng(1))
+    stacks = [np.arange(i, i + 3, dtype=np.uint8)[:, None] for i in range(0, 12, 3)]
+    for x in stacks:
+        x.flags.writeable = False
+        pool.add(x, x)
+    assert pool.staged == 8 and len(pool.queue) == 3 and np.shares_memory(pool.queue[0][0], stacks[1])
+    a, b = pool.take(4)  # every slot, refilled from the rest of stacks[1] and the start of stacks[2]
+    assert np.array_equal(a, b) and sorted(a[:, 0]) == [0, 1, 2, 3] and sorted(pool.lq[:, 0]) == [4, 5, 6, 7]
+    assert pool.staged == 4 and len(pool.queue) == 2 and pool.offset == 2
+    rest, _ = pool.drain()
+    assert sorted(np.concatenate([a, rest])[:, 0]) == list(range(12))
     # each take draws uniformly from the pool: a pair waits ~capacity pairs on average, memorylessly
     ids = np.arange(20000, dtype=np.int32)[:, None, None]
     out = np.concatenate([b[0][:, 0, 0, 0].numpy() for b in shuffled_batches(
