@@ -9,8 +9,9 @@ Shard sets, all x3 Y (built here unless given with --shards):
 For each set, in the same run and alternating `--repeat` times (median reported, so a busy neighbour
 hits both alike):
   ours      the training pipeline (`train_pipeline` + `train_loader`, 0 workers, batch 256 and 1024):
-            tar read, shuffle pool, uint8 batches, plus the uint8 -> float conversion the module does on
-            the device;
+            tar read, shuffle pool, uint8 batches in a background thread (`BackgroundBatches`), plus the
+            uint8 -> float conversion the module does on the device, in the consumer thread; and the
+            same with everything in one thread (one core's worth);
   stock     the plain WebDataset recipe: `WebDataset(urls).decode()`, unbatch stacks into pairs,
             `.shuffle(20000)`, `.batched(256)`, same float conversion;
   ceiling   just the float conversion of the same bytes (the work no loader can avoid).
@@ -107,7 +108,8 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         sets = {Path(s).name: Path(s) for s in args.shards} if args.shards else build(Path(tmp), args.images)
-        print(f"machine: {cpu_model()}, {os.cpu_count()} cores, 1 torch thread, torch {torch.__version__}; "
+        print(f"machine: {cpu_model()}, {os.cpu_count()} cores, 1 torch thread (+ the reader thread), "
+              f"torch {torch.__version__}; "
               f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         for name, folder in sets.items():
             urls, manifest = resolve_shards(str(folder))
@@ -117,6 +119,8 @@ def main() -> None:
                 for batch in (256, 1024):
                     loader = train_loader(train_pipeline(urls, batch, shuffle_buffer=20000), 0, 10**9)
                     results.setdefault(f"ours batch={batch}", []).append(rate(loader, args.batches * 256 // batch))
+                loader = train_loader(train_pipeline(urls, 256, shuffle_buffer=20000), 0, 10**9).source
+                results.setdefault("ours batch=256, one thread", []).append(rate(loader, args.batches))
                 results.setdefault("stock webdataset batch=256", []).append(rate(stock(urls, 256), args.batches // 4))
                 results.setdefault("ceiling (float conversion only)", []).append(ceiling(17 * 17 + 51 * 51))
             loader = train_loader(train_pipeline(urls, 256, shuffle_buffer=20000), 0, 10**9)

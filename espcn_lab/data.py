@@ -16,7 +16,9 @@ import collections
 import glob
 import itertools
 import math
+import queue
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional
@@ -273,11 +275,68 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
     return wds.DataPipeline(shards, read_stacks, batches)
 
 
-def train_loader(pipeline: wds.DataPipeline, num_workers: int, batches_per_epoch: int) -> wds.WebLoader:
-    """WebLoader yielding exactly ``batches_per_epoch`` batches per epoch on every rank."""
+def train_loader(pipeline: wds.DataPipeline, num_workers: int, batches_per_epoch: int):
+    """Exactly ``batches_per_epoch`` batches per epoch on every rank.
+
+    With worker processes: a WebLoader (the workers read ahead). Without: the same WebLoader iterated by a
+    background thread (``BackgroundBatches``), so reading and shuffling overlap the training step.
+    """
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
                            persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
-    return loader.with_epoch(batches_per_epoch)
+    loader = loader.with_epoch(batches_per_epoch)
+    return loader if num_workers > 0 else BackgroundBatches(loader)
+
+
+_END = object()
+
+
+class BackgroundBatches:
+    """Iterate ``source`` in a background thread, up to ``depth`` items ahead of the consumer.
+
+    numpy and torch release the GIL for the copies that make a batch, so on a machine with a spare core
+    the loader runs beside the training step. Items keep their order (the stream stays seeded and
+    reproducible); an exception in the reader is raised in the consumer; a consumer that stops early
+    (a ``break``, an interrupted fit) stops the thread.
+    """
+
+    def __init__(self, source, depth: int = 4):
+        self.source, self.depth = source, depth
+
+    def __iter__(self):
+        items: queue.Queue = queue.Queue(self.depth)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for item in self.source:
+                    if not put((item, None)):
+                        return
+                put((_END, None))
+            except BaseException as err:  # handed to the consumer, raised there
+                put((_END, err))
+
+        thread = threading.Thread(target=read, name="espcn-lab-batches", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item, err = items.get()
+                if item is _END:
+                    if err is not None:
+                        raise err
+                    return
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------- validation

@@ -1,6 +1,7 @@
 """Training stream: shard resolution, the fast reader, shuffled batches, equal epochs, validation set."""
 
 import io
+import itertools
 import numpy as np
 import pytest
 import torch
@@ -8,7 +9,7 @@ import webdataset as wds
 
 from _shards import noise_images, write_shards
 from espcn_lab.config import load_config
-from espcn_lab.data import (DihedralAugment, PairPool, ShardDataModule, ValidationImages, dihedral_index,
+from espcn_lab.data import (BackgroundBatches, DihedralAugment, PairPool, ShardDataModule, ValidationImages, dihedral_index,
                             resolve_shards, shuffled_batches, train_loader, train_pipeline)
 from espcn_lab.errors import UserError
 from espcn_lab.imaging import DegradationSpec
@@ -129,6 +130,28 @@ def test_every_rank_and_worker_gets_the_same_number_of_batches(shards):
             seen.append(torch.cat([b[0] for b in batches]))
     assert not torch.equal(seen[0], seen[1])  # a new epoch is a new draw
     assert not torch.equal(seen[0], seen[2])  # ranks differ
+
+
+def test_in_process_loader_reads_in_a_background_thread_in_order(shards):
+    import threading
+    urls, _ = resolve_shards(str(shards))
+    loader = train_loader(train_pipeline(urls, 16, shuffle_buffer=64), 0, 5)
+    assert isinstance(loader, BackgroundBatches)
+    epochs = [list(loader) for _ in range(2)]
+    assert [len(e) for e in epochs] == [5, 5]
+    plain = train_loader(train_pipeline(urls, 16, shuffle_buffer=64), 0, 5).source  # the same stream, no thread
+    for threaded, direct in zip(epochs, [list(plain) for _ in range(2)]):
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(threaded, direct))
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+    with pytest.raises(OSError, match="disk gone"):
+        list(BackgroundBatches(failing()))
+    it = iter(BackgroundBatches(itertools.count(), depth=2))
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # the consumer stops early: the reader thread ends too
+    assert not any(t.name == "espcn-lab-batches" and t.is_alive() for t in threading.enumerate())
 
 
 def test_datamodule_reads_degradation_and_rejects_bad_input(shards, tmp_path, shared_data):
