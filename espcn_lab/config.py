@@ -35,7 +35,7 @@ class DataConfig:
     train_shards: Union[str, list[str]] = ""  # folder, glob, brace pattern, list, or URL / pipe:
     val_dirs: dict[str, str] = field(default_factory=dict)  # NAME -> folder of HR images
     batch_size: int = 64
-    num_workers: int = 2
+    num_workers: int = 2  # reader processes per rank; 0 = a background thread of the training process
     samples_per_epoch: int = 0  # patch pairs per epoch; 0 = one pass over the shards (manifest count)
     shuffle_buffer: int = 10000
     augment: bool = False  # random flips and 90-degree rotations
