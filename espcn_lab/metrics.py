@@ -3,7 +3,7 @@
 torchmetrics does PSNR. SSIM (11x11 Gaussian window, sigma 1.5, as in Wang et al. and MATLAB) is
 torchmetrics' definition (reflect padding, mean over the whole image) computed with the window's two
 1-D passes instead of one 2-D float64 convolution: the same numbers (tests/test_metrics.py holds it to
-torchmetrics within 1e-12), 8.5x faster on a 500x375 image (benchmarks/bench_ssim.py, one thread);
+torchmetrics within 1e-12), 8x faster on a 500x375 image (benchmarks/bench_ssim.py, one thread);
 SSIM was 80% of the time of `espcn-lab eval` and of every validation pass.
 """
 
