@@ -262,22 +262,26 @@ def export(
 @app.command()
 def refit(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
-    shards: Annotated[list[str], typer.Option("--shards", help="Training shards the model was trained on (folder, glob or brace pattern; repeat for several).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The refitted model, a .safetensors file (eval, upscale, bench, export take it).")],
+    image_dir: Annotated[Optional[list[str]], typer.Option("--image-dir", help="Folder of the training images, used whole (recommended: no patch borders); repeat for several.")] = None,
+    shards: Annotated[Optional[list[str]], typer.Option("--shards", help="Training shards (folder, glob or brace pattern) when the images are not at hand; repeat for several.")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Add the 8 flips/rotations of every pair (default: as the model was trained).")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="Read at most this many pairs (default: all).")] = None,
 ) -> None:
-    """Refit the last (sub-pixel) layer in closed form: the exact least-squares optimum on the training shards.
+    """Refit the last (sub-pixel) layer in closed form: the exact least-squares optimum on the training data.
 
     The hidden layers stay as trained; the last layer, which SGD only approaches (it learns 10x slower),
-    becomes the minimiser of the training MSE given them. One pass over the shards, no hyperparameters.
-    Example: espcn-lab refit runs/x3_t91_tanh/long/last.ckpt --shards shards/t91-x3 -o x3_refit.safetensors
+    becomes the minimiser of the training MSE given them. One pass over the data, no hyperparameters.
+    Give the images the model was trained on (whole images, degraded as in training) or its shards.
+
+    Example: espcn-lab refit runs/x3_t91_tanh/long/last.ckpt --image-dir ../shared/data/T91 -o x3.safetensors
     """
     from espcn_lab.refit import refit_model
 
-    r = refit_model(model, shards, str(output), augment=augment, max_pairs=max_pairs)
-    print(f"refitted on {r['pairs']:,} pairs x {r['views']} views: training PSNR {r['train_psnr_before']:.3f} -> "
-          f"{r['train_psnr_after']:.3f} dB; wrote {r['path']}")
+    r = refit_model(model, shards or [], str(output), image_dirs=image_dir or [], augment=augment, max_pairs=max_pairs)
+    skipped = f" ({r['skipped']} unreadable images skipped)" if r["skipped"] else ""
+    print(f"refitted on {r['pairs']:,} pairs x {r['views']} views{skipped}: training PSNR "
+          f"{r['train_psnr_before']:.3f} -> {r['train_psnr_after']:.3f} dB; wrote {r['path']}")
 
 
 # ---------------------------------------------------------------- sweep (issue 6)

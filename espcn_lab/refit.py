@@ -88,25 +88,39 @@ def accumulate(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray]], *,
                 break
             lq = _as_tensor(lq_stack[start:start + take])
             gt = _as_tensor(gt_stack[start:start + take])
-            if gt.shape[-1] != lq.shape[-1] * s or gt.shape[1] * s * s != out:
+            if gt.shape[-2:] != (lq.shape[-2] * s, lq.shape[-1] * s) or gt.shape[1] * s * s != out:
                 raise UserError(f"training pairs {tuple(lq.shape[1:])} -> {tuple(gt.shape[1:])} do not fit an x{s} "
                                 f"model with {model.channels} channel(s)")
             for a, b in dihedral_views(lq, gt, views):
-                x = F.unfold(model.body(a), k, padding=k // 2).transpose(1, 2).reshape(-1, dim - 1).double()
-                x = torch.cat([x, x.new_ones(len(x), 1)], 1)
-                y = F.pixel_unshuffle(b, s).flatten(2).transpose(1, 2).reshape(-1, out).double()
-                xtx += x.T @ x
-                xty += x.T @ y
-                yty += float((y * y).sum())
-                positions += len(x)
+                rows = _accumulate_views(model.body(a), F.pixel_unshuffle(b, s), k, xtx, xty)
+                yty += float((b.double() ** 2).sum())
+                positions += rows
             pairs += len(lq)
             if progress is not None:
                 progress(len(lq))
         if max_pairs is not None and pairs >= max_pairs:
             break
     if pairs == 0:
-        raise UserError("no training pairs were read from the shards")
+        raise UserError("no training pairs were read")
     return NormalEquations(xtx, xty, yty, positions, pairs)
+
+
+def _accumulate_views(features: torch.Tensor, target: torch.Tensor, k: int, xtx: torch.Tensor, xty: torch.Tensor,
+                      max_rows: int = 32768) -> int:
+    """Add the k x k neighbourhoods of ``features`` (B, C, h, w) against ``target`` (B, out, h, w) to the normal
+    equations, in bands of rows so a full-size image never builds one huge design matrix. Returns the rows added."""
+    pad = k // 2
+    padded = F.pad(features, (pad, pad, pad, pad))  # the zero padding of the last conv
+    batch, _, h, w = features.shape
+    band = max(1, max_rows // max(1, batch * w))
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        x = F.unfold(padded[:, :, r0:r1 + 2 * pad], k).transpose(1, 2).reshape(-1, xtx.shape[0] - 1).double()
+        x = torch.cat([x, x.new_ones(len(x), 1)], 1)
+        y = target[:, :, r0:r1].flatten(2).transpose(1, 2).reshape(-1, target.shape[1]).double()
+        xtx += x.T @ x
+        xty += x.T @ y
+    return batch * h * w
 
 
 def _as_tensor(a: np.ndarray) -> torch.Tensor:
@@ -151,12 +165,38 @@ def refit_last_layer(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray
     return with_last_layer(model, w), report
 
 
-def refit_model(model_spec: str, shards: list[str], output: str, *, augment: bool | None = None,
-                max_pairs: int | None = None) -> dict:
-    """``espcn-lab refit``: load a model, refit its last layer on training shards, write a .safetensors model.
+def image_pairs(folders: list[str], scale: int, channels: int, degradation, skipped: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Whole training images as one-pair stacks: (1, h, w[, 3]) LR made with ``degradation``, (1, h*s, w*s[, 3]) HR.
 
+    Unreadable files are skipped and their names appended to ``skipped``.
+    """
+    from espcn_lab.hr_images import hr_luma, list_hr_files, read_hr
+    from espcn_lab.imaging import degrade, modcrop
+
+    for folder in folders:
+        for path in list_hr_files(folder):
+            try:
+                hr = read_hr(path)
+            except UserError:
+                skipped.append(str(path))
+                continue
+            hr = modcrop(hr_luma(hr) if channels == 1 else (hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, 2)), scale)
+            if min(hr.shape[:2]) < scale:
+                skipped.append(str(path))
+                continue
+            yield degrade(hr, scale, degradation)[None], hr[None]
+
+
+def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: list[str] | None = None,
+                augment: bool | None = None, max_pairs: int | None = None) -> dict:
+    """``espcn-lab refit``: load a model, refit its last layer on its training data, write a .safetensors model.
+
+    The data: whole images of ``image_dirs`` (degraded as the model was trained; no patch borders, so every
+    position sees the context it sees at test time), or the pairs of training ``shards``, or both.
     ``augment=None`` uses the flips/rotations setting the model was trained with (``data.augment``).
     """
+    import itertools
+    import warnings
     from pathlib import Path
 
     from tqdm import tqdm
@@ -169,8 +209,9 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, augment: boo
     if out.suffix != ".safetensors":
         raise UserError(f"--output {output}: write the refitted model as a .safetensors file")
     loaded = load_model(model_spec)
-    if not shards:
-        raise UserError("give the training shards with --shards (a folder, glob or brace pattern; repeat for several)")
+    image_dirs = list(image_dirs or [])
+    if not shards and not image_dirs:
+        raise UserError("give the training data: --image-dir FOLDER (whole images) and/or --shards FOLDER (patch pairs)")
     urls, total = [], 0
     for spec in shards:
         found, manifest = resolve_shards(spec)
@@ -183,10 +224,20 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, augment: boo
     if max_pairs is not None and max_pairs < 1:
         raise UserError(f"--max-pairs must be at least 1, got {max_pairs}")
     augment = loaded.config.data.augment if augment is None else augment
-    total = min(total, max_pairs) if (total and max_pairs) else (total or max_pairs)
+    if image_dirs:
+        from espcn_lab.hr_images import list_hr_files
+
+        total += sum(len(list_hr_files(folder)) for folder in image_dirs)  # fails early on a missing folder
+    total = min(total, max_pairs) if max_pairs else total
+    skipped: list[str] = []
+    m = loaded.config.model
     with tqdm(total=total or None, unit="pair", desc="refit", leave=False) as bar:
-        stacks = read_stacks({"url": u} for u in urls)
+        stacks = itertools.chain(image_pairs(image_dirs, m.scale, m.channels, loaded.degradation, skipped),
+                                 read_stacks({"url": u} for u in urls))
         model, report = refit_last_layer(loaded.model, stacks, augment=augment, max_pairs=max_pairs,
                                          progress=bar.update)
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable or too small image(s), e.g. {skipped[0]}", stacklevel=2)
     save_safetensors(model, loaded.config, loaded.degradation, out)
-    return {**report, "path": str(out), "model": model_spec, "shards": len(urls)}
+    return {**report, "path": str(out), "model": model_spec, "shards": len(urls), "image_dirs": len(image_dirs),
+            "skipped": len(skipped)}

@@ -121,3 +121,41 @@ def test_refit_cli_errors_are_one_line(tmp_path, shared_data, capsys):
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and err.strip().count("\n") == 0 and needle in err, err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_banded_accumulation_equals_one_block(rng):
+    """Full images are accumulated in bands of rows; the sums must not depend on the band height."""
+    from espcn_lab.refit import _accumulate_views
+
+    feats, target = torch.randn(2, 4, 23, 19), torch.randn(2, 9, 23, 19)
+    sums = []
+    for max_rows in (10**9, 40, 1):
+        xtx, xty = torch.zeros(37, 37, dtype=torch.float64), torch.zeros(37, 9, dtype=torch.float64)
+        assert _accumulate_views(feats, target, 3, xtx, xty, max_rows=max_rows) == 2 * 23 * 19
+        sums.append((xtx, xty))
+    for xtx, xty in sums[1:]:
+        assert torch.allclose(xtx, sums[0][0], rtol=1e-12) and torch.allclose(xty, sums[0][1], rtol=1e-12)
+
+
+def test_refit_on_whole_images_skips_and_counts_bad_files(tmp_path, shared_data, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for src in sorted((shared_data / "T91").iterdir())[:3]:
+        (images / src.name).write_bytes(src.read_bytes())
+    (images / "zz_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "x3_images.safetensors"
+    with pytest.raises(SystemExit) as exit_:
+        main(["refit", "x3", "--image-dir", str(images), "-o", str(out)])
+    assert exit_.value.code == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("refitted on 3 pairs x 8 views (1 unreadable images skipped)"), line
+    before, after = (float(v) for v in line.split("training PSNR ")[1].split(" dB")[0].split(" -> "))
+    assert after > before
+    assert load_model(str(out)).config.model.scale == 3
+
+
+def test_refit_without_data_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["refit", "x3", "-o", str(tmp_path / "o.safetensors")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--image-dir" in err and err.strip().count("\n") == 0
