@@ -62,13 +62,17 @@ class EvalPair:
     gt_y: np.ndarray  # (h*s, w*s) uint8 Y of the modcropped HR image
 
 
+def network_hr(hr: np.ndarray, channels: int) -> np.ndarray:
+    """An HR image as a network of ``channels`` sees it: (H, W) Y for 1, (H, W, 3) RGB for 3 (grey repeated)."""
+    if channels == 1:
+        return hr_luma(hr)
+    return hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=2)
+
+
 def make_eval_pair(name: str, hr: np.ndarray, scale: int, degradation: DegradationSpec, channels: int = 1) -> EvalPair:
     """Modcrop, degrade (Y for channels=1, RGB for channels=3) and keep the Y ground truth."""
     hr = modcrop(hr, scale)
-    if channels == 1:
-        return EvalPair(name, degrade(hr_luma(hr), scale, degradation), hr_luma(hr))
-    rgb = hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=2)
-    return EvalPair(name, degrade(rgb, scale, degradation), hr_luma(hr))
+    return EvalPair(name, degrade(network_hr(hr, channels), scale, degradation), hr_luma(hr))
 
 
 def sr_luma(sr: np.ndarray) -> np.ndarray:

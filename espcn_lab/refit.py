@@ -5,8 +5,8 @@ frozen the training loss (pixel MSE after the periodic shuffle) is an ordinary l
 in the last layer's weights and bias: with X the 3x3 (or k x k) neighbourhoods of the body's feature
 maps plus a constant, and Y the high-resolution patch rearranged by the inverse shuffle, the optimum
 solves (X^T X) W = X^T Y. SGD and Adam only approach it: the paper has the last layer learn 10x
-slower, and a finite learning rate leaves gradient noise in it. One pass over the training shards
-(in float64) accumulates the normal equations; solving them takes milliseconds.
+slower, and a finite learning rate leaves gradient noise in it. One pass over the training data (whole
+images or shards, in float64) accumulates the normal equations; solving them takes milliseconds.
 
 Contract: ``refit_last_layer`` never changes the hidden layers; the training MSE after the refit is
 at most the one before (it is the minimiser over the last layer, up to float rounding).
@@ -18,6 +18,7 @@ import copy
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -165,26 +166,25 @@ def refit_last_layer(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray
     return with_last_layer(model, w), report
 
 
-def image_pairs(folders: list[str], scale: int, channels: int, degradation, skipped: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def image_pairs(paths: list[Path], scale: int, channels: int, degradation, skipped: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Whole training images as one-pair stacks: (1, h, w[, 3]) LR made with ``degradation``, (1, h*s, w*s[, 3]) HR.
 
     Unreadable files are skipped and their names appended to ``skipped``.
     """
-    from espcn_lab.hr_images import hr_luma, list_hr_files, read_hr
+    from espcn_lab.hr_images import network_hr, read_hr
     from espcn_lab.imaging import degrade, modcrop
 
-    for folder in folders:
-        for path in list_hr_files(folder):
-            try:
-                hr = read_hr(path)
-            except UserError:
-                skipped.append(str(path))
-                continue
-            hr = modcrop(hr_luma(hr) if channels == 1 else (hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, 2)), scale)
-            if min(hr.shape[:2]) < scale:
-                skipped.append(str(path))
-                continue
-            yield degrade(hr, scale, degradation)[None], hr[None]
+    for path in paths:
+        try:
+            hr = read_hr(path)
+        except UserError:
+            skipped.append(str(path))
+            continue
+        hr = modcrop(network_hr(hr, channels), scale)
+        if min(hr.shape[:2]) < scale:
+            skipped.append(str(path))
+            continue
+        yield degrade(hr, scale, degradation)[None], hr[None]
 
 
 def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: list[str] | None = None,
@@ -197,12 +197,12 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     """
     import itertools
     import warnings
-    from pathlib import Path
 
     from tqdm import tqdm
 
     from espcn_lab.checkpoint import load_model, save_safetensors
     from espcn_lab.data import check_manifest, degradation_from_manifest, manifest_pairs, resolve_shards
+    from espcn_lab.hr_images import list_hr_files
     from espcn_lab.shard_reader import read_stacks
 
     out = Path(output)
@@ -224,15 +224,13 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     if max_pairs is not None and max_pairs < 1:
         raise UserError(f"--max-pairs must be at least 1, got {max_pairs}")
     augment = loaded.config.data.augment if augment is None else augment
-    if image_dirs:
-        from espcn_lab.hr_images import list_hr_files
-
-        total += sum(len(list_hr_files(folder)) for folder in image_dirs)  # fails early on a missing folder
+    images = [path for folder in image_dirs for path in list_hr_files(folder)]  # fails early on a missing folder
+    total += len(images)
     total = min(total, max_pairs) if max_pairs else total
     skipped: list[str] = []
     m = loaded.config.model
     with tqdm(total=total or None, unit="pair", desc="refit", leave=False) as bar:
-        stacks = itertools.chain(image_pairs(image_dirs, m.scale, m.channels, loaded.degradation, skipped),
+        stacks = itertools.chain(image_pairs(images, m.scale, m.channels, loaded.degradation, skipped),
                                  read_stacks({"url": u} for u in urls))
         model, report = refit_last_layer(loaded.model, stacks, augment=augment, max_pairs=max_pairs,
                                          progress=bar.update)
