@@ -1,34 +1,59 @@
 #!/usr/bin/env bash
-# All GPU work in one device call (untested on a GPU so far: no session has had one yet).
-#   GPU tests, `espcn-lab bench` on cuda with the stock reference in the same run, and the paper
-#   trainings (issue 4) at GPU speed. Results land in $OUT (the device tool brings them back).
-# Prepare here first (git-ignored .carry/, name it in `carry`):
-#   mkdir -p .carry && cp -r ../shared/data .carry/data && cp ../shared/tools/gpu_reference.py .carry/
+# All GPU work of a session in one device call: paper trainings (issue 4) at GPU speed, the GPU
+# tests, `espcn-lab bench` on cuda and the stock reference (../shared/tools/gpu_reference.py) timed
+# on the same idle card. Results land in $OUT (the device tool brings back at most 8 files).
+#
+# Prepare here first (.carry/ is git-ignored; name it in `carry`):
+#   mkdir -p .carry/data .carry/shards .carry/init
+#   cp -r ../shared/data/Set5 ../shared/data/Set14 .carry/data/
+#   cp -r shards/t91-x3 shards/t91-x4 .carry/shards/          # from `espcn-lab prep` here
+#   cp runs/x3_t91_tanh/stage5/last.ckpt .carry/init/x3.ckpt; cp runs/x4_t91_tanh/stage6/last.ckpt .carry/init/x4.ckpt
+#   cp ../shared/tools/gpu_reference.py .carry/
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .carry/whl \
-#     webdataset braceexpand resize-right av wandb typer   # what the device image lacks
-# Then: run(command="bash benchmarks/gpu_session.sh", carry=[".carry"], timeout_s=540)
+#     webdataset==1.0.2 braceexpand resize-right          # what the device image lacks for fit/bench
+# Then: run(command="bash benchmarks/gpu_session.sh", carry=[".carry"], timeout_s=570)
+# Dry run on a CPU (same commands, seconds instead of minutes):
+#   ACCEL=cpu TRAIN_TIME=00:00:00:40 OUT=/tmp/gpu_out PY=.venv/bin/python bash benchmarks/gpu_session.sh
 set -uo pipefail
-OUT=${OUT:-gpu_out}; DATA=.carry/data; MINUTES=${MINUTES:-1.5}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
-export WANDB_MODE=disabled PYTHONUNBUFFERED=1
-py=python3
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
-$py .carry/gpu_reference.py 2>&1 | tail -60 > "$OUT/reference.txt" &
-ref=$!
-$py -m pytest -q -m gpu tests 2>&1 | tail -20 | tee "$OUT/gpu_tests.txt"
-wait $ref
-for s in 2 3 4; do
-  $py -m espcn_lab.cli prep --image-dir $DATA/T91 --out shards/t91-x$s --scale $s --no-progress
-  $py -m espcn_lab.cli prep --image-dir $DATA/BSD200 --out shards/bsd200-x$s --scale $s --no-progress
-done
-common="trainer.accelerator=gpu trainer.devices=1 data.batch_size=512 data.num_workers=8 data.samples_per_epoch=1000000 trainer.max_time=00:00:0${MINUTES%.*}:30"
-for c in x3_t91_tanh x3_t91_relu x2_291_tanh x3_291_tanh x4_291_tanh; do
-  sed -i "s#\.\./shared/data#$DATA#g" configs/$c.yaml
-  $py -m espcn_lab.cli fit configs/$c.yaml $common run.name=gpu 2>&1 | tail -3 | tee -a "$OUT/fit.txt"
-done
-# at most 8 files come back: the runs travel as one archive (checkpoints, summaries, metrics)
-tar czf "$OUT/runs.tgz" runs/*/gpu/{last.ckpt,summary.json,metrics.csv,config.yaml} 2>/dev/null
-$py -m espcn_lab.cli bench runs/x3_291_tanh/gpu/last.ckpt --device cuda --precision fp16 --resolution 1080p \
-  --peer-models $DATA/peers/opencv_dnn_superres --json "$OUT/bench_cuda.json" 2>&1 | tail -20
+OUT=${OUT:-gpu_out}; C=.carry; ACCEL=${ACCEL:-gpu}; TRAIN_TIME=${TRAIN_TIME:-00:00:05:00}; PY=${PY:-python3}
+mkdir -p "$OUT" logs
+exec > >(tee "$OUT/session.log") 2>&1
+if [ "$ACCEL" = gpu ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $C/whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+fi
+export WANDB_MODE=disabled PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 ESPCN_LAB_DATA=$PWD/$C/data
+$PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, 'cuda', torch.cuda.is_available())"
+date -u +"start %T"
+
+# ---- trainings, side by side on the one card (each is launch-bound: a tiny network, small batches)
+fit() {  # NAME CONFIG SCALE KEY=VALUE...
+  local name=$1 cfg=$2 s=$3; shift 3
+  timeout 420 $PY -m espcn_lab.cli fit configs/$cfg.yaml run.name=$name trainer.accelerator=$ACCEL trainer.devices=1 \
+    data.train_shards=$C/shards/t91-x$s data.val_dirs.Set5=$C/data/Set5 data.val_dirs.Set14=$C/data/Set14 \
+    data.num_workers=2 data.samples_per_epoch=500000 trainer.max_epochs=100000 trainer.max_time=$TRAIN_TIME \
+    optim.schedule=cosine_time "$@" > logs/$name.txt 2>&1
+  echo "$name exit $?: $(grep -a -o 'val/psnr_y=[0-9.]*' logs/$name.txt | tail -1)"
+}
+[ "$ACCEL" = cpu ] && small="data.samples_per_epoch=4000" || small=""
+pids=()
+fit gpu_a x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
+fit gpu_b x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
+fit gpu_c x4_t91_tanh 4 run.init_from=$C/init/x4.ckpt optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
+fit gpu_d x4_t91_tanh 4 run.init_from=$C/init/x4.ckpt optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
+fit gpu_scratch x3_t91_tanh 3 optim.learning_rate=0.001 optim.final_learning_rate=0.00001 data.batch_size=128 $small & pids+=($!)
+sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
+wait "${pids[@]}"  # not a bare wait: that also waits for the tee above
+date -u +"trained %T"
+tar czf "$OUT/runs.tgz" logs runs/x3_t91_tanh/gpu_* runs/x4_t91_tanh/gpu_* 2>/dev/null
+ls -la "$OUT"
+
+# ---- GPU tests, then timings on the idle card: ours and the stock reference in the same call
+[ "$ACCEL" = gpu ] || exit 0
+timeout 90 $PY -m pytest -q -m gpu tests/test_infer.py -p no:cacheprovider
+timeout 120 $PY -m espcn_lab.cli bench x3 --device cuda --resolution 1080p --resolution 4k --budget 3 \
+  --json "$OUT/bench_cuda_x3.json" 2>&1 | tail -30
+timeout 150 $PY $C/gpu_reference.py 2>&1 | tail -60
+date -u +"done %T"

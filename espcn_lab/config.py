@@ -55,8 +55,10 @@ class OptimConfig:
     plateau_patience: int = 10  # epochs below mu before lowering
     early_stop_patience: int = 100  # epochs without improvement before stopping (paper: 100)
     # plateau: the paper's rule above; cosine: from learning_rate down to final_learning_rate over
-    # trainer.max_epochs (suits a fixed budget: the run ends at the low rate instead of mid-plateau)
-    schedule: Literal["plateau", "cosine"] = "plateau"
+    # trainer.max_epochs (suits a fixed budget: the run ends at the low rate instead of mid-plateau);
+    # cosine_time: the same curve over trainer.max_time of wall clock, updated every step (a time
+    # budget on hardware of unknown speed: the run still ends at the low rate)
+    schedule: Literal["plateau", "cosine", "cosine_time"] = "plateau"
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,26 @@ def _check_semantics(cfg: Config) -> Config:
         raise ConfigError(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
     if cfg.optim.learning_rate <= 0:
         raise ConfigError(f"optim.learning_rate: must be > 0, got {cfg.optim.learning_rate}")
+    if cfg.trainer.max_time is not None:
+        max_time_seconds(cfg.trainer.max_time)
+    if cfg.optim.schedule == "cosine_time" and cfg.trainer.max_time is None:
+        raise ConfigError("optim.schedule=cosine_time: needs trainer.max_time (DD:HH:MM:SS), the budget the rate decays over")
     return cfg
+
+
+def max_time_seconds(text: str) -> float:
+    """Seconds in a ``trainer.max_time`` string ``DD:HH:MM:SS`` (Lightning's format); ConfigError otherwise."""
+    parts = text.split(":")
+    try:
+        days, hours, minutes, seconds = (float(p) for p in parts) if len(parts) == 4 else (None,) * 4
+    except ValueError:
+        days = None
+    if days is None or min(days, hours, minutes, seconds) < 0:
+        raise ConfigError(f"trainer.max_time: expected DD:HH:MM:SS, got {text!r}")
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ConfigError(f"trainer.max_time: must be more than zero, got {text!r}")
+    return total
 
 
 def from_dict(raw: dict) -> Config:

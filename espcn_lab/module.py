@@ -9,6 +9,7 @@ learns ``optim.last_layer_lr_scale`` times slower. Early stopping lives in ``tra
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 
 import lightning as L
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from espcn_lab.checkpoint import build_model
-from espcn_lab.config import Config, to_dict
+from espcn_lab.config import Config, max_time_seconds, to_dict
 from espcn_lab.data import DihedralAugment
 from espcn_lab.hr_images import sr_luma
 from espcn_lab.imaging import DegradationSpec, to_uint8
@@ -128,6 +129,9 @@ class ESPCNModule(L.LightningModule):
             optimizer = torch.optim.AdamW(groups, lr=o.learning_rate, weight_decay=o.weight_decay)
         if o.schedule == "cosine":
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._cosine(optimizer), "interval": "epoch"}}
+        if o.schedule == "cosine_time":
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": self._cosine_over_time(optimizer), "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=o.lr_decay_factor, patience=o.plateau_patience,
             threshold=o.plateau_threshold, threshold_mode="rel", min_lr=[o.final_learning_rate * k for k in scales])
@@ -140,6 +144,28 @@ class ESPCNModule(L.LightningModule):
         floor = o.final_learning_rate / o.learning_rate
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda epoch: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)))
+
+    def _cosine_over_time(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """The cosine of ``_cosine`` with the fraction of ``trainer.max_time`` spent as its position.
+
+        Elapsed time is Lightning's ``Timer`` (the callback ``max_time`` installs; a resumed run restores
+        it from the checkpoint), or a clock started here when no trainer is attached.
+        """
+        o, budget = self.cfg.optim, max_time_seconds(self.cfg.trainer.max_time)
+        floor = o.final_learning_rate / o.learning_rate
+        elapsed = self._training_clock()
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda _step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed() / budget))))
+
+    def _training_clock(self):
+        from lightning.pytorch.callbacks import Timer
+
+        trainer = self._trainer
+        timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None) if trainer is not None else None
+        if timer is not None:
+            return lambda: timer.time_elapsed("train")
+        start = time.monotonic()
+        return lambda: time.monotonic() - start
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Plain types only, so ``torch.load(weights_only=True)`` and ``checkpoint.load_model`` read it."""

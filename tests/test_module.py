@@ -83,3 +83,51 @@ def test_training_batches_are_augmented_on_the_device_and_stay_aligned():
     plain._trainer = module._trainer
     plain.on_train_start()
     assert torch.equal(plain.on_after_batch_transfer((lq, gt), 0)[0], lq.float() / 255)
+
+
+def test_cosine_time_schedule_follows_the_share_of_max_time_spent(monkeypatch):
+    import espcn_lab.module as module_mod
+
+    now = [100.0]
+    monkeypatch.setattr(module_mod.time, "monotonic", lambda: now[0])
+    opt_sched = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+                        "trainer.max_time=00:00:01:40").configure_optimizers()  # 100 s
+    assert opt_sched["lr_scheduler"]["interval"] == "step"
+    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    rates = []
+    for t in (0.0, 50.0, 100.0, 250.0):
+        now[0] = 100.0 + t
+        opt.step()
+        sched.step()
+        rates.append([g["lr"] for g in opt.param_groups])
+    assert abs(rates[0][0] - 0.001) < 1e-12 and abs(rates[0][2] - 0.0001) < 1e-12
+    assert abs(rates[1][0] - (0.00001 + 0.00099 * 0.5)) < 1e-12  # half the budget: halfway down
+    assert abs(rates[2][0] - 0.00001) < 1e-12 and abs(rates[2][2] - 0.000001) < 1e-12
+    assert rates[3] == rates[2]  # past the budget it stays at the final rate
+
+
+def test_cosine_time_schedule_reads_lightnings_timer_so_a_resumed_run_continues():
+    from lightning.pytorch.callbacks import Timer
+
+    module = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+                     "trainer.max_time=00:00:01:40")
+    timer = Timer(duration="00:00:01:40")
+    timer.load_state_dict({"time_elapsed": {"train": 50.0}})  # what a checkpoint half-way through restores
+    module._trainer = type("T", (), {"callbacks": [timer]})()
+    opt_sched = module.configure_optimizers()
+    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
+
+
+def test_cosine_time_needs_a_valid_max_time():
+    import pytest
+
+    from espcn_lab.config import ConfigError, max_time_seconds
+
+    with pytest.raises(ConfigError, match="needs trainer.max_time"):
+        _module("optim.schedule=cosine_time")
+    with pytest.raises(ConfigError, match="DD:HH:MM:SS"):
+        _module("trainer.max_time=5min")
+    with pytest.raises(ConfigError, match="more than zero"):
+        _module("trainer.max_time=00:00:00:00")
+    assert max_time_seconds("01:02:03:04") == 93784
