@@ -38,6 +38,7 @@ fit() {  # NAME CONFIG SCALE KEY=VALUE...
   echo "$name exit $?: $(grep -a -o 'val/psnr_y=[0-9.]*' logs/$name.txt | tail -1)"
 }
 [ "$ACCEL" = cpu ] && small="data.samples_per_epoch=4000" || small=""
+if [ "${SKIP_TRAIN:-0}" = 0 ]; then  # SKIP_TRAIN=1: only the tests and timings below
 pids=()
 fit gpu_a x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
 fit gpu_b x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
@@ -49,6 +50,7 @@ wait "${pids[@]}"  # not a bare wait: that also waits for the tee above
 date -u +"trained %T"
 tar czf "$OUT/runs.tgz" logs runs/x3_t91_tanh/gpu_* runs/x4_t91_tanh/gpu_* 2>/dev/null
 ls -la "$OUT"
+fi
 
 # ---- GPU tests, then timings on the idle card: ours and the stock reference in the same call
 [ "$ACCEL" = gpu ] || exit 0

@@ -10,6 +10,7 @@ untiled outputs are identical while memory stays bounded by the tile size.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -86,10 +87,16 @@ def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     return y.reshape(b, c, h * scale, w * scale)
 
 
+@functools.lru_cache(maxsize=None)
+def _ycbcr_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The matrix and offset on ``device``, copied there once: a CUDA graph capture may not copy from the host."""
+    return _RGB_TO_YCBCR.to(device), _OFFSET.to(device).view(1, 3, 1, 1)
+
+
 def rgb_to_ycbcr_t(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float RGB in [0, 255] -> (B, 3, H, W) float YCbCr in [0, 255] (BT.601 as MATLAB)."""
-    m, off = _RGB_TO_YCBCR.to(rgb.device), _OFFSET.to(rgb.device)
-    return torch.einsum("ij,bjhw->bihw", m, rgb) + off.view(1, 3, 1, 1)
+    m, off = _ycbcr_constants(rgb.device)
+    return torch.einsum("ij,bjhw->bihw", m, rgb) + off
 
 
 def ycbcr_to_rgb_t(ycc: torch.Tensor) -> torch.Tensor:
@@ -154,7 +161,9 @@ class Upscaler:
             out = self._net01(colour.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
         if extra.shape[1]:
             out = torch.cat([out, bicubic_upsample(extra, self.scale)], 1)
-        return _round_u8(out).permute(0, 2, 3, 1)
+        # interleaved on the device: a planar result viewed as (B, H, W, C) made the host copy a strided
+        # gather (10 ms of a 11 ms 1080p frame on an H100, benchmarks/profile_cuda_frame.py)
+        return _round_u8(out).permute(0, 2, 3, 1).contiguous()
 
     def _run(self, lq: torch.Tensor) -> torch.Tensor:
         """``pipeline``: one ONNX Runtime graph for the whole frame, or replayed from a CUDA graph once a
@@ -191,9 +200,14 @@ class Upscaler:
         batch = lq[None, ..., None] if squeeze else lq[None] if lq.ndim == 3 else lq
         b, h, w, c = batch.shape
         s = self.scale
+        rows, cols = self._spans(h), self._spans(w)
+        if len(rows) == len(cols) == 1:  # one tile: the download is the result
+            tile = torch.from_numpy(np.require(batch, requirements="CW")).to(self.device)
+            out = self._run(tile).cpu().numpy()
+            return out[0, ..., 0] if squeeze else out[0] if lq.ndim == 3 else out
         out = np.empty((b, h * s, w * s, c), dtype=np.uint8)
-        for y0, y1, ya, yb in self._spans(h):
-            for x0, x1, xa, xb in self._spans(w):
+        for y0, y1, ya, yb in rows:
+            for x0, x1, xa, xb in cols:
                 tile = torch.from_numpy(np.require(batch[:, ya:yb, xa:xb], requirements="CW")).to(self.device)
                 sr = self._run(tile)[:, (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
                 out[:, y0 * s:y1 * s, x0 * s:x1 * s] = sr.cpu().numpy()
