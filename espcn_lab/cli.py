@@ -279,7 +279,8 @@ def refit(
     from espcn_lab.refit import refit_model
 
     r = refit_model(model, shards or [], str(output), image_dirs=image_dir or [], augment=augment, max_pairs=max_pairs)
-    skipped = f" ({r['skipped']} unreadable images skipped)" if r["skipped"] else ""
+    skipped = (f" ({r['skipped']} unreadable or too small image(s) skipped, e.g. {r['skipped_files'][0]})"
+               if r["skipped"] else "")
     print(f"refitted on {r['pairs']:,} pairs x {r['views']} views{skipped}: training PSNR "
           f"{r['train_psnr_before']:.3f} -> {r['train_psnr_after']:.3f} dB; wrote {r['path']}")
 

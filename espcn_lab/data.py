@@ -29,6 +29,7 @@ import torch
 import webdataset as wds
 
 from espcn_lab.config import Config
+from espcn_lab.dihedral import COUNT, dihedral
 from espcn_lab.errors import UserError
 from espcn_lab.hr_images import make_eval_pair, iter_hr_images
 from espcn_lab.imaging import DegradationSpec
@@ -218,11 +219,7 @@ def dihedral_index(height: int, width: int, device=None) -> torch.Tensor:
     if height != width:
         raise ValueError("flips and rotations of non-square patches are not supported")
     grid = torch.arange(height * width, device=device).view(height, width)
-    views = []
-    for k in range(4):
-        rotated = torch.rot90(grid, k, (0, 1))
-        views += [rotated, rotated.flip(1)]
-    return torch.stack([v.reshape(-1) for v in views])
+    return torch.stack([dihedral(grid, t).reshape(-1) for t in range(COUNT)])
 
 
 class DihedralAugment:
@@ -245,7 +242,7 @@ class DihedralAugment:
     def __call__(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.generator is None or self.generator.device != lq.device:
             self.generator = torch.Generator(device=lq.device).manual_seed(self.seed)
-        which = torch.randint(0, 8, (len(lq),), device=lq.device, generator=self.generator)
+        which = torch.randint(0, COUNT, (len(lq),), device=lq.device, generator=self.generator)
 
         def apply(x):
             b, c, h, w = x.shape

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from espcn_lab.dihedral import COUNT, dihedral, dihedral_inverse
 from espcn_lab.errors import UserError
 
 
@@ -36,13 +37,10 @@ class SelfEnsemble(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = None
-        for k in range(4):
-            for flip in (False, True):
-                t = torch.rot90(x, k, (2, 3))
-                y = self.model(t.flip(3) if flip else t)
-                y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
-                out = y if out is None else out + y
-        return out / 8
+        for t in range(COUNT):
+            y = dihedral_inverse(self.model(dihedral(x, t)), t)
+            out = y if out is None else out + y
+        return out / COUNT
 
 
 def combine(loaded, others: list, self_ensemble: bool = False) -> tuple[torch.nn.Module, str]:

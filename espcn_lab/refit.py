@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from espcn_lab.dihedral import COUNT, dihedral
 from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
-DIHEDRAL = 8
 
 
 @dataclass
@@ -55,14 +55,7 @@ def layer_matrix(model: ESPCN) -> torch.Tensor:
 def dihedral_views(lq: torch.Tensor, gt: torch.Tensor, views: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The first ``views`` of the 8 flips/rotations of a (B, C, h, w) pair, applied alike to LR and HR."""
     for t in range(views):
-        a, b = lq, gt
-        if t & 4:
-            a, b = a.transpose(-1, -2), b.transpose(-1, -2)
-        if t & 1:
-            a, b = a.flip(-1), b.flip(-1)
-        if t & 2:
-            a, b = a.flip(-2), b.flip(-2)
-        yield a, b
+        yield dihedral(lq, t), dihedral(gt, t)
 
 
 @torch.no_grad()
@@ -81,7 +74,7 @@ def accumulate(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray]], *,
     xtx = torch.zeros(dim, dim, dtype=torch.float64)
     xty = torch.zeros(dim, out, dtype=torch.float64)
     yty, positions, pairs = 0.0, 0, 0
-    views = DIHEDRAL if augment else 1
+    views = COUNT if augment else 1
     for lq_stack, gt_stack in stacks:
         for start in range(0, len(lq_stack), chunk):
             take = chunk if max_pairs is None else min(chunk, max_pairs - pairs)
@@ -160,7 +153,7 @@ def refit_last_layer(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray
     after = eq.mse(w)
     if not after <= before * (1 + 1e-9):  # cannot happen for a solved system; guard against a broken one
         raise UserError(f"the least-squares refit did not lower the training error ({before:.4g} -> {after:.4g})")
-    report = {"pairs": eq.pairs, "views": DIHEDRAL if augment else 1, "positions": eq.positions,
+    report = {"pairs": eq.pairs, "views": COUNT if augment else 1, "positions": eq.positions,
               "train_mse_before": before, "train_mse_after": after,
               "train_psnr_before": psnr_from_mse(before), "train_psnr_after": psnr_from_mse(after)}
     return with_last_layer(model, w), report
@@ -196,7 +189,6 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     ``augment=None`` uses the flips/rotations setting the model was trained with (``data.augment``).
     """
     import itertools
-    import warnings
 
     from tqdm import tqdm
 
@@ -234,8 +226,6 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
                                  read_stacks({"url": u} for u in urls))
         model, report = refit_last_layer(loaded.model, stacks, augment=augment, max_pairs=max_pairs,
                                          progress=bar.update)
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable or too small image(s), e.g. {skipped[0]}", stacklevel=2)
     save_safetensors(model, loaded.config, loaded.degradation, out)
     return {**report, "path": str(out), "model": model_spec, "shards": len(urls), "image_dirs": len(image_dirs),
-            "skipped": len(skipped)}
+            "skipped": len(skipped), "skipped_files": skipped}

@@ -148,7 +148,8 @@ def test_refit_on_whole_images_skips_and_counts_bad_files(tmp_path, shared_data,
         main(["refit", "x3", "--image-dir", str(images), "-o", str(out)])
     assert exit_.value.code == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("refitted on 3 pairs x 8 views (1 unreadable images skipped)"), line
+    assert line.startswith("refitted on 3 pairs x 8 views (1 unreadable or too small image(s) skipped, e.g. "), line
+    assert "zz_corrupt.png)" in line
     before, after = (float(v) for v in line.split("training PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
     assert load_model(str(out)).config.model.scale == 3
