@@ -27,6 +27,11 @@ from espcn_lab.metrics import psnr_y, ssim_y
 PLATEAU_MONITOR = "train/epoch_loss"
 
 
+def _half_cosine(progress: float, floor: float) -> float:
+    """Rate factor from 1 at ``progress`` 0 down half a cosine to ``floor`` at 1, and ``floor`` after."""
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -142,8 +147,7 @@ class ESPCNModule(L.LightningModule):
         """Every group from its start rate to ``final/initial`` of it over ``trainer.max_epochs`` (half a cosine)."""
         o, epochs = self.cfg.optim, max(1, self.cfg.trainer.max_epochs - 1)
         floor = o.final_learning_rate / o.learning_rate
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: _half_cosine(epoch / epochs, floor))
 
     def _cosine_over_time(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         """The cosine of ``_cosine`` with the fraction of ``trainer.max_time`` spent as its position.
@@ -154,8 +158,7 @@ class ESPCNModule(L.LightningModule):
         o, budget = self.cfg.optim, max_time_seconds(self.cfg.trainer.max_time)
         floor = o.final_learning_rate / o.learning_rate
         elapsed = self._training_clock()
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda _step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed() / budget))))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: _half_cosine(elapsed() / budget, floor))
 
     def _training_clock(self):
         from lightning.pytorch.callbacks import Timer
