@@ -7,7 +7,8 @@
 #   mkdir -p .carry/data .carry/shards .carry/init
 #   cp -r ../shared/data/Set5 ../shared/data/Set14 .carry/data/
 #   cp -r shards/t91-x3 shards/t91-x4 .carry/shards/          # from `espcn-lab prep` here
-#   cp runs/x3_t91_tanh/stage5/last.ckpt .carry/init/x3.ckpt; cp runs/x4_t91_tanh/stage6/last.ckpt .carry/init/x4.ckpt
+#   (the runs continue the shipped x3 / x4; to continue a checkpoint instead, copy it into .carry/init/
+#    and set X3_INIT=.carry/init/x3.ckpt X4_INIT=...: session 11 continued x3 stage 5 and x4 stage 6)
 #   cp ../shared/tools/gpu_reference.py .carry/
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .carry/whl \
@@ -16,7 +17,7 @@
 # Dry run on a CPU (same commands, seconds instead of minutes):
 #   ACCEL=cpu TRAIN_TIME=00:00:00:40 OUT=/tmp/gpu_out PY=.venv/bin/python bash benchmarks/gpu_session.sh
 set -uo pipefail
-OUT=${OUT:-gpu_out}; C=.carry; ACCEL=${ACCEL:-gpu}; TRAIN_TIME=${TRAIN_TIME:-00:00:05:00}; PY=${PY:-python3}
+OUT=${OUT:-gpu_out}; C=.carry; X3_INIT=${X3_INIT:-x3}; X4_INIT=${X4_INIT:-x4}; ACCEL=${ACCEL:-gpu}; TRAIN_TIME=${TRAIN_TIME:-00:00:05:00}; PY=${PY:-python3}
 mkdir -p "$OUT" logs
 exec > >(tee "$OUT/session.log") 2>&1
 if [ "$ACCEL" = gpu ]; then
@@ -40,10 +41,10 @@ fit() {  # NAME CONFIG SCALE KEY=VALUE...
 [ "$ACCEL" = cpu ] && small="data.samples_per_epoch=4000" || small=""
 if [ "${SKIP_TRAIN:-0}" = 0 ]; then  # SKIP_TRAIN=1: only the tests and timings below
 pids=()
-fit gpu_a x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
-fit gpu_b x3_t91_tanh 3 run.init_from=$C/init/x3.ckpt optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
-fit gpu_c x4_t91_tanh 4 run.init_from=$C/init/x4.ckpt optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
-fit gpu_d x4_t91_tanh 4 run.init_from=$C/init/x4.ckpt optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
+fit gpu_a x3_t91_tanh 3 run.init_from=$X3_INIT optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
+fit gpu_b x3_t91_tanh 3 run.init_from=$X3_INIT optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
+fit gpu_c x4_t91_tanh 4 run.init_from=$X4_INIT optim.learning_rate=0.0001 optim.final_learning_rate=0.000001 data.batch_size=64 $small & pids+=($!)
+fit gpu_d x4_t91_tanh 4 run.init_from=$X4_INIT optim.learning_rate=0.0003 optim.final_learning_rate=0.000001 data.batch_size=256 $small & pids+=($!)
 fit gpu_scratch x3_t91_tanh 3 optim.learning_rate=0.001 optim.final_learning_rate=0.00001 data.batch_size=128 $small & pids+=($!)
 sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 wait "${pids[@]}"  # not a bare wait: that also waits for the tee above

@@ -102,9 +102,14 @@ def _callbacks(cfg: Config, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     best = ModelCheckpoint(dirpath=str(run_dir), filename="best", monitor=MONITOR, mode="max", save_top_k=1,
-                           save_last=True, auto_insert_metric_name=False, enable_version_counter=False)
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    # last.ckpt: the latest state at every validation, and at a stop (max_time, early stopping). Not
+    # `save_last=True` on the callback above: Lightning 2.6 rewrites that file only when the monitored
+    # value improves, which made "last" the best-on-validation checkpoint.
+    last = ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
     stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False)
-    return [best, stop, LearningRateMonitor(logging_interval="epoch")]
+    return [best, last, stop, LearningRateMonitor(logging_interval="epoch")]
 
 
 def build_trainer(cfg: Config, run_dir: Path):

@@ -65,6 +65,29 @@ def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, mon
         fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a")))
 
 
+def test_last_ckpt_is_the_final_state_even_when_validation_got_worse(inputs, monkeypatch):
+    """best.ckpt follows val/psnr_y; last.ckpt is the latest state whatever the score (it is what ships)."""
+    import espcn_lab.train as train_mod
+    from espcn_lab.module import ESPCNModule
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root, shards = inputs
+    real = ESPCNModule.on_validation_epoch_end
+
+    def falling_score(self):  # the real validation, then a monitored score that drops every epoch
+        real(self)
+        self.log("val/falling", 30.0 - self.current_epoch)
+
+    monkeypatch.setattr(ESPCNModule, "on_validation_epoch_end", falling_score)
+    monkeypatch.setattr(train_mod, "MONITOR", "val/falling")
+    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "worse", "trainer.max_epochs=3")))
+    run = root / "runs" / "worse"
+    last = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    best = torch.load(run / "best.ckpt", map_location="cpu", weights_only=True)
+    assert summary["steps"] == 12 and last["global_step"] == 12
+    assert best["global_step"] == 4  # epoch 0 scored highest
+
+
 def test_nan_loss_stops_with_status(inputs, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
