@@ -270,15 +270,13 @@ def _check_semantics(cfg: Config) -> Config:
     return cfg
 
 
-def max_time_seconds(text: str) -> float:
-    """Seconds in a ``trainer.max_time`` string ``DD:HH:MM:SS`` (Lightning's format); ConfigError otherwise."""
-    parts = text.split(":")
-    try:
-        days, hours, minutes, seconds = (float(p) for p in parts) if len(parts) == 4 else (None,) * 4
-    except ValueError:
-        days = None
-    if days is None or min(days, hours, minutes, seconds) < 0:
+def max_time_seconds(text: str) -> int:
+    """Seconds in a ``trainer.max_time`` string ``DD:HH:MM:SS``, exactly the form Lightning's Timer accepts
+    (whole numbers, two digits after the days); ConfigError otherwise."""
+    match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", text.strip())
+    if match is None:
         raise ConfigError(f"trainer.max_time: expected DD:HH:MM:SS, got {text!r}")
+    days, hours, minutes, seconds = (int(g) for g in match.groups())
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     if total <= 0:
         raise ConfigError(f"trainer.max_time: must be more than zero, got {text!r}")

@@ -29,7 +29,6 @@ from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
 
-
 @dataclass
 class NormalEquations:
     """Sufficient statistics of the least-squares problem over the last layer (all float64)."""
