@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--json")
     args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("profile_cuda_frame.py: needs a CUDA device (this machine has none)")
     model = load_model(args.model).model
     s = model.scale
     up = Upscaler(model, device="cuda", precision="fp16")
