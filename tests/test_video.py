@@ -86,7 +86,9 @@ def test_lossless_output_equals_frame_by_frame(tiny_x2, shared_data, tmp_path):
     up = Upscaler(load_model(str(tiny_x2)).model, backend="torch")
     upscale_video(clip, tmp_path / "up.mkv", up, 2, batch=3, codec="ffv1", progress=False)
     got = list(iter_frames(tmp_path / "up.mkv"))
-    assert len(got) == 8 and all(np.array_equal(g, up(s)) for g, s in zip(got, src))
+    # the same batches of 3 the pipeline ran (oneDNN may round a rare tie differently at another batch size)
+    want = [f for start in range(0, 8, 3) for f in up(np.stack(src[start:start + 3]))]
+    assert len(got) == 8 and all(np.array_equal(g, w) for g, w in zip(got, want))
 
 
 def test_frame_folder_iterates_like_the_video(shared_data, tmp_path):
