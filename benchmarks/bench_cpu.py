@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from espcn_lab.bench import run_bench
-from espcn_lab.infer import Upscaler
+from espcn_lab.deploy.bench import run_bench
+from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.model import ESPCN
 
 RESULTS = Path(__file__).parent / "results"

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from espcn_lab.bench import measure
 from espcn_lab.checkpoint import load_model
-from espcn_lab.ensemble import combine
-from espcn_lab.evaluate import parse_datasets, score_set
-from espcn_lab.runtime import pick_device
+from espcn_lab.deploy.bench import measure
+from espcn_lab.deploy.runtime import pick_device
+from espcn_lab.evaluate.ensemble import combine
+from espcn_lab.evaluate.run import parse_datasets
+from espcn_lab.evaluate.score import score_set
 
 
 def main() -> None:

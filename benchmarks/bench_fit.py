@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def plain_loop(cfg, urls, device, steps: int, warmup: int) -> float:
     from espcn_lab.checkpoint import build_model
-    from espcn_lab.data import train_loader, train_pipeline
+    from espcn_lab.train.stream import train_loader, train_pipeline
 
     fmt = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format  # as ESPCNModule does
     model = build_model(cfg).to(device, memory_format=fmt)
@@ -46,9 +46,9 @@ def plain_loop(cfg, urls, device, steps: int, warmup: int) -> float:
 def lightning_fit(cfg, device, steps: int, warmup: int, run_dir: Path) -> float:
     import lightning as L
 
-    from espcn_lab.data import ShardDataModule
-    from espcn_lab.module import ESPCNModule
-    from espcn_lab.train import build_trainer
+    from espcn_lab.train.datamodule import ShardDataModule
+    from espcn_lab.train.fit import build_trainer
+    from espcn_lab.train.module import ESPCNModule
 
     marks = {}
 
@@ -74,7 +74,7 @@ def main() -> None:
     from _shards import t91_images, write_shards
 
     from espcn_lab.config import load_config
-    from espcn_lab.data import resolve_shards
+    from espcn_lab.shards.locate import resolve_shards
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("shards", nargs="?")

@@ -77,6 +77,7 @@ def ceiling(pair_bytes: int, n: int = 100_000) -> float:
 
 def build(tmp: Path, images: int) -> dict[str, Path]:
     from bench_prep import make_jpegs
+
     from data_prep import PrepOptions, run_prep
 
     out = {}
@@ -96,7 +97,9 @@ def build(tmp: Path, images: int) -> dict[str, Path]:
 def main() -> None:
     from bench_prep import cpu_model
 
-    from espcn_lab.data import DihedralAugment, resolve_shards, train_loader, train_pipeline
+    from espcn_lab.shards.locate import resolve_shards
+    from espcn_lab.train.augment import DihedralAugment
+    from espcn_lab.train.stream import train_loader, train_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", nargs="+", help="shard folders to measure instead of building t91 + imagenet")

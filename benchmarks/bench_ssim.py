@@ -37,7 +37,7 @@ def pair(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> None:
-    from espcn_lab.metrics import ssim_y
+    from espcn_lab.evaluate.metrics import ssim_y
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, nargs=2, default=[500, 375], metavar=("W", "H"))

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from espcn_lab.bench import machine
 from espcn_lab.checkpoint import load_model
-from espcn_lab.export import onnx_bytes
-from espcn_lab.hr_images import iter_hr_images, make_eval_pair
-from espcn_lab.metrics import psnr_y
-from espcn_lab.runtime import ort_session
+from espcn_lab.deploy.bench import machine
+from espcn_lab.deploy.onnx import onnx_bytes, ort_session
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.imaging.read import iter_hr_images
 
 DATA = Path("../shared/data")
 RESULTS = Path(__file__).parent / "results"
@@ -33,7 +33,13 @@ RESULTS = Path(__file__).parent / "results"
 
 def quantised(fp32: Path, calibration: list[np.ndarray], tmp: Path) -> dict[str, Path]:
     """Every int8 variant of ``fp32`` worth timing, by name."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from espcn_lab.checkpoint import load_model
-from espcn_lab.infer import Upscaler
+from espcn_lab.deploy.infer import Upscaler
 
 SIZES = {"1080p": (1080, 1920), "4k": (2160, 3840)}
 

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from espcn_lab.evaluate import evaluate, parse_datasets
-from espcn_lab.hr_images import iter_hr_images, make_eval_pair
-from espcn_lab.imaging import DegradationSpec, degrade, modcrop, rgb_to_y, upscale_bicubic
-from espcn_lab.metrics import psnr_y, ssim_y
+from espcn_lab.evaluate.metrics import psnr_y, ssim_y
+from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.evaluate.run import evaluate, parse_datasets
+from espcn_lab.imaging.colour import rgb_to_y
+from espcn_lab.imaging.degrade import DegradationSpec, degrade, modcrop, upscale_bicubic
+from espcn_lab.imaging.read import iter_hr_images
 
 PEERS = {"OpenCV ESPCN": ("ESPCN", "ESPCN_x{s}.pb", "espcn"),
          "OpenCV FSRCNN": ("FSRCNN", "FSRCNN_x{s}.pb", "fsrcnn"),

@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from espcn_lab.imaging import DegradationSpec, degrade, default_sigma, modcrop, rgb_to_y
+from espcn_lab.imaging.colour import rgb_to_y
+from espcn_lab.imaging.degrade import DegradationSpec, default_sigma, degrade, modcrop
 
 Channels = Literal["y", "rgb"]
 

@@ -19,15 +19,32 @@ from typing import Any, Iterator, Optional
 
 from tqdm import tqdm
 
-from data_prep.decode import DEFAULT_MAX_PIXELS, SkipImage, allow_pixels, decode_rgb
 from data_prep.patches import PatchSpec, extract_pairs, paper_stride
-from data_prep.shards import (MANIFEST_NAME, ShardWriter, build_manifest, plan_shards, prepare_folder,
-                              shard_info, write_manifest)
-from data_prep.sources import IMAGENET_DEFAULT_IMAGES, FolderSource, HFSource, parse_part, select
+from data_prep.shards import (
+    ShardWriter,
+    build_manifest,
+    plan_shards,
+    prepare_folder,
+    shard_info,
+    write_manifest,
+)
+from data_prep.sources import (
+    IMAGENET_DEFAULT_IMAGES,
+    FolderSource,
+    HFSource,
+    parse_part,
+    select,
+)
 from espcn_lab import __version__
 from espcn_lab.errors import UserError
-from espcn_lab.imaging import DegradationSpec
-from espcn_lab.shard_format import encode_sample
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.imaging.read import (
+    DEFAULT_MAX_PIXELS,
+    SkipImage,
+    allow_pixels,
+    decode_rgb,
+)
+from espcn_lab.shards.format import encode_sample
 
 # Options that do not change a single output byte (everything else must match to resume a folder).
 NOT_IN_IDENTITY = ("out", "imagenet_dir", "image_dir", "hf_dataset", "hf_streaming", "workers", "part",

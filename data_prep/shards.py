@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from espcn_lab.errors import UserError
-from espcn_lab.shard_format import FORMAT_VERSION, MANIFEST_NAME, add_members, shard_name
+from espcn_lab.shards.format import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    add_members,
+    shard_name,
+)
 
 STATE_DIR = ".prep"
 

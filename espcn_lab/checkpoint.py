@@ -22,7 +22,7 @@ import torch
 
 from espcn_lab.config import Config, from_dict, to_dict
 from espcn_lab.errors import UserError
-from espcn_lab.imaging import DegradationSpec
+from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.model import ESPCN
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

@@ -93,7 +93,7 @@ def fit(
 ) -> None:
     """Train ESPCN from a YAML config with dotted KEY=VALUE overrides; prints the run folder last."""
     from espcn_lab.config import load_config
-    from espcn_lab.train import fit as fit_run
+    from espcn_lab.train.fit import fit as fit_run
 
     summary = fit_run(load_config(config, overrides or []))
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -121,7 +121,8 @@ def evaluate(
     Ensembles (the paper's future work) are scored with --ensemble MODEL (independently trained models
     averaged) and --self-ensemble (geometric, test-time); `python benchmarks/bench_ensemble.py` times them.
     """
-    from espcn_lab.evaluate import evaluate as run_eval, format_table, parse_datasets, write_json
+    from espcn_lab.evaluate.run import evaluate as run_eval
+    from espcn_lab.evaluate.run import format_table, parse_datasets, write_json
 
     results = run_eval(model, parse_datasets(data), scale=scale, device=device, ensemble=ensemble,
                        self_ensemble=self_ensemble)
@@ -140,7 +141,7 @@ _BACKEND_HELP = "auto (onnxruntime on CPU, torch elsewhere: the fastest that kee
 
 def _upscaler(model: str, device: str, precision: str, backend: str, tile: int = 1024, compile: bool = False):
     from espcn_lab.checkpoint import load_model
-    from espcn_lab.infer import Upscaler
+    from espcn_lab.deploy.infer import Upscaler
 
     loaded = load_model(model)
     return loaded, Upscaler(loaded.model, device=device, precision=precision, backend=backend, tile=tile,
@@ -170,7 +171,7 @@ def upscale(
     A file that fails is reported on one line and the others are still processed; the exit code is 1
     if any failed.
     """
-    from espcn_lab.upscale import upscale_files
+    from espcn_lab.deploy.upscale import upscale_files
 
     _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
     report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
@@ -205,7 +206,7 @@ def bench(
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
     import json
 
-    from espcn_lab.bench import RESOLUTIONS, run_bench
+    from espcn_lab.deploy.bench import RESOLUTIONS, run_bench
     from espcn_lab.errors import UserError
 
     bad = [r for r in resolution if r not in RESOLUTIONS]
@@ -249,7 +250,7 @@ def export(
 ) -> None:
     """Export a model for deployment (ONNX, or safetensors) and check it against PyTorch."""
     from espcn_lab.checkpoint import load_model
-    from espcn_lab.export import export_model
+    from espcn_lab.deploy.export import export_model
 
     result = export_model(load_model(model), output, format, opset, check)
     line = f"wrote {result['path']} ({result['bytes']:,} bytes" + (f", opset {result['opset']})" if "opset" in result else ")")
@@ -276,7 +277,7 @@ def refit(
 
     Example: espcn-lab refit runs/x3_t91_tanh/long/last.ckpt --image-dir ../shared/data/T91 -o x3.safetensors
     """
-    from espcn_lab.refit import refit_model
+    from espcn_lab.train.refit import refit_model
 
     r = refit_model(model, shards or [], str(output), image_dirs=image_dir or [], augment=augment, max_pairs=max_pairs)
     skipped = (f" ({r['skipped']} unreadable or too small image(s) skipped, e.g. {r['skipped_files'][0]})"
@@ -297,7 +298,7 @@ def sweep(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random/bayes sampler (same seed, same proposals).")] = 0,
 ) -> None:
     """Run a W&B-format sweep file locally, without a W&B server (each trial is a real `espcn-lab fit`)."""
-    from espcn_lab.sweep_run import run_sweep
+    from espcn_lab.sweep.run import run_sweep
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     result = run_sweep(sweep_file, out, overrides or [], count=count, gpus=gpu_list, seed=seed, check_only=check)
@@ -326,7 +327,7 @@ def figures(
 ) -> None:
     """Draw the paper's figures from a model: filters (Fig. 3, 4) and bicubic vs ESPCN crops (Fig. 5)."""
     from espcn_lab.checkpoint import load_model
-    from espcn_lab.figures import write_figures
+    from espcn_lab.evaluate.figures import write_figures
 
     result = write_figures(load_model(model), set14, out)
     for key, value in result.items():
@@ -343,7 +344,7 @@ def quickstart(
     minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 3.0,
 ) -> None:
     """Prep bundled photos, train the paper's x3 network for a few minutes, print Set5 vs bicubic."""
-    from espcn_lab.evaluate import format_table, write_json
+    from espcn_lab.evaluate.run import format_table, write_json
     from espcn_lab.quickstart import quickstart as run_quickstart
 
     results = run_quickstart(out, minutes)

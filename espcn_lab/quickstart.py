@@ -18,8 +18,8 @@ def quickstart(out: Path, minutes: float = 3.0) -> dict[str, Any]:
     from data_prep.prep import PrepOptions, run_prep
     from espcn_lab.config import load_config
     from espcn_lab.errors import UserError
-    from espcn_lab.evaluate import evaluate
-    from espcn_lab.train import fit
+    from espcn_lab.evaluate.run import evaluate
+    from espcn_lab.train.fit import fit
 
     if minutes <= 0:
         raise UserError(f"--minutes must be > 0, got {minutes}")

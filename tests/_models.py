@@ -8,7 +8,7 @@ import torch
 
 from espcn_lab.checkpoint import save_safetensors
 from espcn_lab.config import Config, from_dict, to_dict
-from espcn_lab.imaging import DegradationSpec
+from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.model import ESPCN
 
 

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from espcn_lab.hr_images import hr_luma, iter_hr_images
-from espcn_lab.imaging import DegradationSpec, degrade, modcrop
-from espcn_lab.shard_format import FORMAT_VERSION, add_members, encode_sample, shard_name
+from espcn_lab.imaging.colour import hr_luma
+from espcn_lab.imaging.degrade import DegradationSpec, degrade, modcrop
+from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.shards.format import (
+    FORMAT_VERSION,
+    add_members,
+    encode_sample,
+    shard_name,
+)
 
 
 def patch_stack(hr: np.ndarray, scale: int, degradation: DegradationSpec, patch: int = 17, stride: int = 14):

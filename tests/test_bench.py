@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from espcn_lab import bench
 from espcn_lab.cli import main
+from espcn_lab.deploy import bench
 from tests._models import make_model, save_model
 
 

@@ -3,11 +3,10 @@ import pickle
 import pytest
 import torch
 
-from espcn_lab.checkpoint import load_model, save_safetensors
+from espcn_lab.checkpoint import build_model, load_model, save_safetensors
 from espcn_lab.config import load_config, to_dict
 from espcn_lab.errors import UserError
-from espcn_lab.imaging import DegradationSpec
-from espcn_lab.checkpoint import build_model
+from espcn_lab.imaging.degrade import DegradationSpec
 
 
 def test_safetensors_round_trip_keeps_weights_config_and_degradation(tmp_path):

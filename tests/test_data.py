@@ -2,20 +2,23 @@
 
 import io
 import itertools
+
 import numpy as np
 import pytest
 import torch
 import webdataset as wds
-
 from _shards import noise_images, write_shards
+
 from espcn_lab.config import load_config
-from espcn_lab.data import (BackgroundBatches, DihedralAugment, PairPool, ShardDataModule, ValidationImages, dihedral_index,
-                            resolve_shards, shuffled_batches, train_loader, train_pipeline)
 from espcn_lab.errors import UserError
-from espcn_lab.imaging import DegradationSpec
-from espcn_lab.shard_format import decode_pair
-from espcn_lab.shard_reader import npy_from_bytes, read_stacks, tar_members
-from espcn_lab.shard_format import npy_bytes
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.shards.format import decode_pair, npy_bytes
+from espcn_lab.shards.locate import resolve_shards
+from espcn_lab.shards.reader import npy_from_bytes, read_stacks, tar_members
+from espcn_lab.train.augment import DihedralAugment, dihedral_index
+from espcn_lab.train.datamodule import ShardDataModule, ValidationImages
+from espcn_lab.train.pool import PairPool, shuffled_batches
+from espcn_lab.train.stream import BackgroundBatches, train_loader, train_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import torch
 
-from espcn_lab.data import dihedral_index
-from espcn_lab.dihedral import COUNT, dihedral, dihedral_inverse
+from espcn_lab.imaging.dihedral import COUNT, dihedral, dihedral_inverse
+from espcn_lab.train.augment import dihedral_index
 
 
 def test_the_eight_transforms_are_distinct_invertible_and_closed_on_non_square_tensors():

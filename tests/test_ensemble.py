@@ -9,7 +9,7 @@ import torch
 from espcn_lab.checkpoint import build_model, load_model
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
-from espcn_lab.ensemble import ModelEnsemble, SelfEnsemble
+from espcn_lab.evaluate.ensemble import ModelEnsemble, SelfEnsemble
 
 
 def _net(seed: int, scale: int = 3):

@@ -10,9 +10,11 @@ from espcn_lab.checkpoint import build_model, save_safetensors
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.errors import UserError
-from espcn_lab.evaluate import evaluate, format_table, paired_p_value, parse_datasets
-from espcn_lab.hr_images import hr_luma, iter_hr_images
-from espcn_lab.imaging import DegradationSpec
+from espcn_lab.evaluate.run import evaluate, format_table, parse_datasets
+from espcn_lab.evaluate.score import paired_p_value
+from espcn_lab.imaging.colour import hr_luma
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.imaging.read import iter_hr_images
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
-from espcn_lab.export import onnx_bytes, parity
+from espcn_lab.deploy.export import parity
+from espcn_lab.deploy.onnx import onnx_bytes
 from tests._models import make_model, save_model
 
 

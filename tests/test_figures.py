@@ -4,8 +4,8 @@ import torch
 from espcn_lab.checkpoint import build_model, save_safetensors
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
-from espcn_lab.figures import first_layer_filters, last_layer_filters
-from espcn_lab.imaging import DegradationSpec
+from espcn_lab.evaluate.figures import first_layer_filters, last_layer_filters
+from espcn_lab.imaging.degrade import DegradationSpec
 
 
 def test_last_layer_filters_follow_the_periodic_shuffle():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from espcn_lab.frame_graph import FrameGraph
-from espcn_lab.imaging import degrade, modcrop, rgb_to_y, upscale_bicubic
-from espcn_lab.infer import Upscaler
-from espcn_lab.metrics import psnr_y
+from espcn_lab.deploy.frame_graph import FrameGraph
+from espcn_lab.deploy.infer import Upscaler
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.imaging.colour import rgb_to_y
+from espcn_lab.imaging.degrade import degrade, modcrop, upscale_bicubic
 from tests._models import make_model
 
 

@@ -2,9 +2,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from espcn_lab.imaging import (DegradationSpec, degrade, imresize, modcrop, rgb_to_y, rgb_to_ycbcr,
-                               to_uint8, upscale_bicubic, ycbcr_to_rgb)
-from espcn_lab.metrics import psnr_y
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from espcn_lab.imaging.degrade import (
+    DegradationSpec,
+    degrade,
+    imresize,
+    modcrop,
+    upscale_bicubic,
+)
 
 
 def test_bt601_studio_range_of_white_and_black():
@@ -91,8 +97,8 @@ def test_set5_bicubic_baseline_matches_published(shared_data, scale, expected):
 
 
 def test_tapwise_resize_is_bit_identical_to_resize_right(rng):
-    from espcn_lab import resize_fast as fast_resize
-    from espcn_lab.imaging import imresize
+    from espcn_lab.imaging import resize_fast as fast_resize
+    from espcn_lab.imaging.degrade import imresize
 
     cases = [(rng.uniform(0, 255, (s * int(rng.integers(6, 40)), s * int(rng.integers(6, 40)), *c)), s)
              for s in (2, 3, 4) for c in ((), (3,))]

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from espcn_lab.deploy.infer import Upscaler, receptive_radius
+from espcn_lab.deploy.ops import bicubic_upsample, rgb_to_ycbcr_t
+from espcn_lab.deploy.runtime import pick_backend, pick_device, pick_precision
 from espcn_lab.errors import UserError
-from espcn_lab.imaging import degrade, imresize, modcrop, rgb_to_ycbcr, rgb_to_y, upscale_bicubic
-from espcn_lab.infer import Upscaler, bicubic_upsample, receptive_radius, rgb_to_ycbcr_t, network_pass
-from espcn_lab.metrics import psnr_y
-from espcn_lab.runtime import pick_backend, pick_device, pick_precision
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.evaluate.score import network_pass
+from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr
+from espcn_lab.imaging.degrade import degrade, imresize, modcrop, upscale_bicubic
 from tests._models import make_model
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from espcn_lab.metrics import psnr_y, ssim_y
+from espcn_lab.evaluate.metrics import psnr_y, ssim_y
 
 
 def test_uniform_error_of_one_gives_48_1308_db():

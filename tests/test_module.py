@@ -3,8 +3,8 @@
 import torch
 
 from espcn_lab.config import load_config, to_dict
-from espcn_lab.imaging import DegradationSpec
-from espcn_lab.module import PLATEAU_MONITOR, ESPCNModule
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.train.module import PLATEAU_MONITOR, ESPCNModule
 
 
 def _module(*overrides):
@@ -66,8 +66,8 @@ def test_every_parameter_gets_a_gradient_from_the_mse_loss():
 def test_training_batches_are_augmented_on_the_device_and_stay_aligned():
     from types import SimpleNamespace
 
-    from espcn_lab.imaging import DegradationSpec
-    from espcn_lab.module import ESPCNModule
+    from espcn_lab.imaging.degrade import DegradationSpec
+    from espcn_lab.train.module import ESPCNModule
 
     cfg = load_config(None, ["model.features=[8,4]", "data.augment=true", "trainer.channels_last=false"])
     module = ESPCNModule(cfg, DegradationSpec())
@@ -86,7 +86,7 @@ def test_training_batches_are_augmented_on_the_device_and_stay_aligned():
 
 
 def test_cosine_time_schedule_follows_the_share_of_max_time_spent(monkeypatch):
-    import espcn_lab.module as module_mod
+    import espcn_lab.train.module as module_mod
 
     now = [100.0]
     monkeypatch.setattr(module_mod.time, "monotonic", lambda: now[0])

@@ -1,7 +1,6 @@
 """``espcn-lab prep`` end to end on a tiny ImageNet tree with bad and odd files, and on a local HF set."""
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -14,10 +13,11 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from data_prep.decode import decode_rgb
 from espcn_lab.cli import main
-from espcn_lab.imaging import degrade, modcrop, rgb_to_y
-from espcn_lab.shard_format import decode_pair, read_manifest
+from espcn_lab.imaging.colour import rgb_to_y
+from espcn_lab.imaging.degrade import degrade, modcrop
+from espcn_lab.imaging.read import decode_rgb
+from espcn_lab.shards.format import decode_pair, read_manifest
 
 GOOD = 8  # good JPEGs per class, 2 classes
 

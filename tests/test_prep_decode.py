@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.decode import SkipImage, decode_rgb
+from espcn_lab.imaging.read import SkipImage, decode_rgb
 
 
 def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:

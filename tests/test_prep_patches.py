@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from data_prep.patches import PatchSpec, cut, extract_pairs, paper_stride, patch_grid, prepare_hr
-from espcn_lab.imaging import DegradationSpec, degrade, rgb_to_y
+from data_prep.patches import (
+    PatchSpec,
+    cut,
+    extract_pairs,
+    paper_stride,
+    patch_grid,
+    prepare_hr,
+)
+from espcn_lab.imaging.colour import rgb_to_y
+from espcn_lab.imaging.degrade import DegradationSpec, degrade
 
 
 def _smooth_rgb(rng, h, w):

@@ -13,9 +13,16 @@ from safetensors.torch import load_file
 
 from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
-from espcn_lab.hr_images import hr_luma
-from espcn_lab.imaging import DegradationSpec
-from espcn_lab.refit import accumulate, dihedral_views, layer_matrix, refit_last_layer, solve, with_last_layer
+from espcn_lab.imaging.colour import hr_luma
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.train.refit import (
+    accumulate,
+    dihedral_views,
+    layer_matrix,
+    refit_last_layer,
+    solve,
+    with_last_layer,
+)
 from tests._models import make_model, save_model
 from tests._shards import noise_images, patch_stack, t91_images, write_shards
 
@@ -125,7 +132,7 @@ def test_refit_cli_errors_are_one_line(tmp_path, shared_data, capsys):
 
 def test_banded_accumulation_equals_one_block(rng):
     """Full images are accumulated in bands of rows; the sums must not depend on the band height."""
-    from espcn_lab.refit import _accumulate_views
+    from espcn_lab.train.refit import _accumulate_views
 
     feats, target = torch.randn(2, 4, 23, 19), torch.randn(2, 9, 23, 19)
     sums = []

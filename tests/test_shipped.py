@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from espcn_lab.checkpoint import load_model
-from espcn_lab.hr_images import iter_hr_images, make_eval_pair
-from espcn_lab.imaging import upscale_bicubic
-from espcn_lab.infer import network_pass
-from espcn_lab.metrics import psnr_y
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.evaluate.score import network_pass
+from espcn_lab.imaging.degrade import upscale_bicubic
+from espcn_lab.imaging.read import iter_hr_images
 
 OPENCV_ESPCN_SET5 = {2: 34.76, 3: 30.51, 4: 28.38}
 # what this release measured (README results table), as a floor against silent regressions of the

@@ -15,9 +15,9 @@ import yaml
 
 from espcn_lab.cli import main
 from espcn_lab.config import ConfigError, load_config
-from espcn_lab.sweep import expand_command, load_sweep, trial_id
-from espcn_lab.sweep_report import pareto_front
-from espcn_lab.sweep_space import parse_param, parse_parameters
+from espcn_lab.sweep.report import pareto_front
+from espcn_lab.sweep.space import parse_param, parse_parameters
+from espcn_lab.sweep.spec import expand_command, trial_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))

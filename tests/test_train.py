@@ -4,20 +4,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
+from _shards import noise_images, write_shards
 from PIL import Image
 
-from _shards import noise_images, write_shards
 from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.errors import UserError
-from espcn_lab.hr_images import iter_hr_images
-from espcn_lab.train import fit
+from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.train.fit import fit
 
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
@@ -67,8 +66,8 @@ def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, mon
 
 def test_last_ckpt_is_the_final_state_even_when_validation_got_worse(inputs, monkeypatch):
     """best.ckpt follows val/psnr_y; last.ckpt is the latest state whatever the score (it is what ships)."""
-    import espcn_lab.train as train_mod
-    from espcn_lab.module import ESPCNModule
+    import espcn_lab.train.fit as train_mod
+    from espcn_lab.train.module import ESPCNModule
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
@@ -143,9 +142,9 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(inputs):
 
 def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
     from espcn_lab.checkpoint import build_model, save_safetensors
-    from espcn_lab.imaging import DegradationSpec
-    from espcn_lab.module import ESPCNModule
-    from espcn_lab.train import warm_start
+    from espcn_lab.imaging.degrade import DegradationSpec
+    from espcn_lab.train.fit import warm_start
+    from espcn_lab.train.module import ESPCNModule
 
     donor_cfg = load_config(None, ["model.features=[8,4]"])
     donor = build_model(donor_cfg)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from espcn_lab.cli import main
-from espcn_lab.imaging import upscale_bicubic
+from espcn_lab.imaging.degrade import upscale_bicubic
 from tests._models import save_model
 
 

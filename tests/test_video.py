@@ -10,8 +10,8 @@ from PIL import Image
 
 from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
-from espcn_lab.infer import Upscaler
-from espcn_lab.video import iter_frames, upscale_video
+from espcn_lab.deploy.infer import Upscaler
+from espcn_lab.deploy.video import iter_frames, upscale_video
 from tests._models import save_model
 
 av = pytest.importorskip("av")
@@ -109,7 +109,7 @@ def test_unreadable_video_is_one_line(tiny_x2, tmp_path, capsys):
 
 
 def test_eval_scores_a_video_as_the_mean_over_its_frames(tiny_x2, shared_data, tmp_path):
-    from espcn_lab.evaluate import evaluate
+    from espcn_lab.evaluate.run import evaluate
 
     frames = [f[100:196, 200:296] for f in iter_frames(shared_data / "Vid4" / "walk.mkv")][:4]
     clip, folder = tmp_path / "walk.mkv", tmp_path / "walk_frames"

@@ -26,9 +26,18 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from espcn_lab.errors import UserError
-from espcn_lab.sweep import (Sweep, check_sweep, expand_command, fingerprint, flatten_value, load_sweep,
-                             resolve_executable, trial_args, trial_id)
-from espcn_lab.sweep_report import plot_pareto, write_results
+from espcn_lab.sweep.report import plot_pareto, write_results
+from espcn_lab.sweep.spec import (
+    Sweep,
+    check_sweep,
+    expand_command,
+    fingerprint,
+    flatten_value,
+    load_sweep,
+    resolve_executable,
+    trial_args,
+    trial_id,
+)
 
 MAX_DUPLICATES = 100  # consecutive repeated proposals before a random/bayes space counts as exhausted
 

@@ -21,10 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from espcn_lab.infer import Upscaler, bicubic_upsample
+from espcn_lab.deploy.infer import Upscaler
+from espcn_lab.deploy.ops import bicubic_upsample
 from espcn_lab.model import ESPCN
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
+
+
 PEER_MODELS = Path("../shared/data/peers/opencv_dnn_superres")
 
 
@@ -116,7 +119,7 @@ def _baselines(model: ESPCN, inputs: list[torch.Tensor], upscaler: Upscaler, opt
 
     from tqdm import tqdm
 
-    from espcn_lab.runtime import PRECISIONS
+    from espcn_lab.deploy.runtime import PRECISIONS
 
     dtype, cl, s = PRECISIONS[upscaler.precision], torch.channels_last, model.scale
     fns: dict[str, Callable | str] = {
@@ -166,7 +169,7 @@ def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: di
     inputs = [torch.rand(1, model.channels, h, w, generator=gen).to(dev) for _ in range(4)]
     net = upscaler.net
     if dev.type == "cuda" and upscaler.backend == "torch" and upscaler._graphs is not None:
-        from espcn_lab.runtime import cuda_graph
+        from espcn_lab.deploy.runtime import cuda_graph
 
         net = cuda_graph(net, inputs[0])
     result = {"resolution": resolution, "output": f"{w * s}x{h * s}", "input": f"{w}x{h}",
@@ -207,7 +210,7 @@ def bench_pipeline(upscaler: Upscaler, resolution: str, frames: int = 24, video:
     """End-to-end video fps: decode + model + encode against decode + bicubic + encode (the model-free floor)."""
     import tempfile
 
-    from espcn_lab.video import upscale_video
+    from espcn_lab.deploy.video import upscale_video
 
     height, width = RESOLUTIONS[resolution]
     s = upscaler.scale

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from espcn_lab.checkpoint import LoadedModel
-from espcn_lab.hr_images import list_hr_files, make_eval_pair, read_hr
-from espcn_lab.imaging import degrade, modcrop, upscale_bicubic
-from espcn_lab.infer import Upscaler, network_pass
-from espcn_lab.metrics import psnr_y
+from espcn_lab.deploy.infer import Upscaler
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.evaluate.score import network_pass
+from espcn_lab.imaging.degrade import degrade, modcrop, upscale_bicubic
+from espcn_lab.imaging.read import list_hr_files, read_hr
 
 FIG5_IMAGES = ("baboon", "comic", "monarch")
 
@@ -114,5 +116,3 @@ def write_figures(loaded: LoadedModel, set14_dir: str | Path | None, out_dir: st
             if name in files:
                 result[f"fig5_{name}"] = comparison_png(loaded, files[name], out / f"fig5_{name}.png")
     return result
-
-

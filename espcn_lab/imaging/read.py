@@ -1,25 +1,64 @@
-"""Any image file's bytes -> 8-bit RGB, or a ``SkipImage`` naming why the file cannot be used.
+"""Benchmark HR images and the standard SR test protocol shared by validation and ``espcn-lab eval``.
 
-Valid but unusual images are normalised: EXIF orientation is applied (``ImageOps.exif_transpose``);
-CMYK, YCbCr, palette, 1-bit and grayscale become RGB; transparency (RGBA, LA, PA, palette with a
-transparent colour) is composited over white, as a viewer shows it on a white page; 16-bit images
-are scaled to 8 bits (``round(v / 257)``). Images with more than ``max_pixels`` pixels are refused
-as decompression bombs before their pixels are decoded.
+Protocol (SRCNN / ESPCN / BasicSR): modcrop the HR image to ``scale``, take BT.601 Y, make the LR
+input with the degradation the model was trained on, score on Y with ``scale`` pixels shaved.
+Greyscale images (Set14 ``bridge``) are scored on their grey values, as the usual tables do.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from espcn_lab.imaging import to_uint8
+from espcn_lab.errors import UserError
+from espcn_lab.imaging.colour import to_uint8
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def list_hr_files(folder: str | Path) -> list[Path]:
+    """Sorted image files of a folder; UserError if it is missing or holds no images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def read_hr(path: Path) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB, or (H, W) uint8 for greyscale files."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            grey = im.mode in ("L", "I;16", "I", "1", "LA")
+            return np.array(im.convert("L" if grey else "RGB"))  # writable: torch.from_numpy takes it as is
+    except OSError as err:
+        raise UserError(f"{path}: not a readable image ({err})") from None
+
+
+def iter_hr_images(folder: str | Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, HR uint8 image) for every image of a folder, sorted by name. Extend here for new sources."""
+    for path in list_hr_files(folder):
+        yield path.stem, read_hr(path)
+
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default Image.MAX_IMAGE_PIXELS
+
+
 SKIP_REASONS = ("empty", "not_an_image", "truncated", "corrupt", "decompression_bomb", "too_small", "unreadable")
+
+
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
 _WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 

@@ -1,11 +1,9 @@
-"""Pure image operations shared by data prep and evaluation.
+"""How low-resolution images are made: modcrop, MATLAB-compatible antialiased bicubic (``resize_right``,
+Shocher et al., with MATLAB's symmetric borders) and the Gaussian blur + subsample of the paper.
 
-Colour conversion is ITU-R BT.601 studio range exactly as MATLAB's ``rgb2ycbcr``. Resizing is
-MATLAB-compatible antialiased bicubic through ``resize_right`` (Shocher et al.), with MATLAB's
-symmetric boundary handling. ``degrade`` is the single definition of how low-resolution images are
-made, used by ``espcn-lab prep`` and by every evaluation, so shards and scores never disagree.
-
-Arrays are numpy, (H, W) or (H, W, C); uint8 in [0, 255] unless a docstring says otherwise.
+``degrade`` is the single definition used by ``espcn-lab prep``, validation, ``eval`` and ``refit``, so
+shards, checkpoints and scores never disagree. Arrays are numpy, (H, W) or (H, W, C), uint8 unless
+a docstring says otherwise.
 """
 
 from __future__ import annotations
@@ -17,40 +15,13 @@ from typing import Literal
 import numpy as np
 from resize_right import interp_methods, resize
 
-from espcn_lab import resize_fast
+from espcn_lab.imaging import resize_fast
+from espcn_lab.imaging.colour import to_uint8
 
 resize_fast.install()  # same float64 bits as resize_right's own weight step, 2-5x faster
 
-# MATLAB rgb2ycbcr: [Y Cb Cr] = offset + M @ [R G B] with RGB in [0, 1] and output in [0, 255].
-_RGB_TO_YCBCR = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
-)
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 Degradation = Literal["bicubic", "gaussian"]
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W, 3) float64 YCbCr in [0, 255] (unrounded; MATLAB rounds for uint8)."""
-    return rgb.astype(np.float64) / 255.0 @ _RGB_TO_YCBCR.T + _YCBCR_OFFSET
-
-
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float YCbCr in [0, 255] -> (H, W, 3) uint8 RGB, rounded and clipped."""
-    rgb = (ycbcr.astype(np.float64) - _YCBCR_OFFSET) @ _YCBCR_TO_RGB.T * 255.0
-    return to_uint8(rgb)
-
-
-def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) uint8 luma, as MATLAB ``rgb2ycbcr(uint8)`` channel 1."""
-    y = rgb.astype(np.float64) / 255.0 @ _RGB_TO_YCBCR[0] + 16.0
-    return to_uint8(y)
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """Round half away from zero (as MATLAB) and clip to uint8."""
-    return np.clip(np.floor(np.asarray(img, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:

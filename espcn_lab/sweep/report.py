@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 METRIC_COLUMNS = ("val/psnr_y", "val/ssim_y")
+
+
 MODEL_COLUMNS = ("latency/ms_1080p", "model/params", "model/macs_1080p", "epochs", "steps", "train_seconds")
 
 

@@ -14,12 +14,19 @@ from collections.abc import Callable
 
 import torch
 
+from espcn_lab.deploy.onnx import ort_session
 from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 BACKENDS = ("auto", "torch", "onnxruntime")
+
+
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -87,24 +94,8 @@ def _torch_runner(model: ESPCN, device: torch.device, dtype: torch.dtype, channe
     return run
 
 
-def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0):
-    """An ONNX Runtime session with all graph optimisations, on CUDA when asked and available."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("onnxruntime has no CUDA provider here; install onnxruntime-gpu or use --backend torch")
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(onnx_model, options, providers=providers)
-
-
 def _ort_runner(model: ESPCN, device: torch.device) -> Runner:
-    from espcn_lab.export import onnx_bytes
+    from espcn_lab.deploy.onnx import onnx_bytes
 
     session = ort_session(onnx_bytes(model), device)
     name = session.get_inputs()[0].name

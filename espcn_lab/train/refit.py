@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from espcn_lab.dihedral import COUNT, dihedral
 from espcn_lab.errors import UserError
+from espcn_lab.imaging.dihedral import COUNT, dihedral
 from espcn_lab.model import ESPCN
 
 
@@ -163,8 +163,9 @@ def image_pairs(paths: list[Path], scale: int, channels: int, degradation, skipp
 
     Unreadable files are skipped and their names appended to ``skipped``.
     """
-    from espcn_lab.hr_images import network_hr, read_hr
-    from espcn_lab.imaging import degrade, modcrop
+    from espcn_lab.imaging.colour import network_hr
+    from espcn_lab.imaging.degrade import degrade, modcrop
+    from espcn_lab.imaging.read import read_hr
 
     for path in paths:
         try:
@@ -192,9 +193,14 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     from tqdm import tqdm
 
     from espcn_lab.checkpoint import load_model, save_safetensors
-    from espcn_lab.data import check_manifest, degradation_from_manifest, manifest_pairs, resolve_shards
-    from espcn_lab.hr_images import list_hr_files
-    from espcn_lab.shard_reader import read_stacks
+    from espcn_lab.imaging.read import list_hr_files
+    from espcn_lab.shards.locate import (
+        check_manifest,
+        degradation_from_manifest,
+        manifest_pairs,
+        resolve_shards,
+    )
+    from espcn_lab.shards.reader import read_stacks
 
     out = Path(output)
     if out.suffix != ".safetensors":

@@ -29,15 +29,25 @@ import yaml
 
 from espcn_lab.config import ConfigError, check_value, flat_keys, load_config
 from espcn_lab.errors import UserError
-from espcn_lab.sweep_space import Param, parse_parameters
+from espcn_lab.sweep.space import Param, parse_parameters
 
 METHODS = ("grid", "random", "bayes")
+
+
 TOP_LEVEL_KEYS = {"program", "method", "metric", "parameters", "command", "name", "description", "project",
                   "entity", "early_terminate", "run_cap", "controller", "job", "image_uri", "scheduler"}
+
+
 ARG_MACROS = {"args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags", "args_json",
               "args_json_file", "args_append_hydra", "args_override_hydra"}
+
+
 RESERVED_KEYS = ("run.dir", "run.name")  # the sweep places each trial's run folder itself
+
+
 MAX_CHECKED_CONFIGS = 512
+
+
 _ENVVAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")
 
 

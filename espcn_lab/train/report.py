@@ -22,7 +22,7 @@ FRAME_1080P = (1080, 1920)
 @torch.inference_mode()
 def latency_ms_1080p(model: ESPCN, device: torch.device | str, runs: int = 5, warmup: int = 2) -> float:
     """Median ms of one forward pass producing a 1920x1080 frame (fp32, batch 1), timed as ``bench`` times."""
-    from espcn_lab.bench import measure
+    from espcn_lab.deploy.bench import measure
 
     device = torch.device(device)
     lq = torch.rand(1, model.channels, *(math.ceil(n / model.scale) for n in FRAME_1080P), device=device)
@@ -59,8 +59,8 @@ def filter_grid(model: ESPCN) -> np.ndarray:
 
 def sr_crops(model: ESPCN, val_set, device: torch.device | str, count: int = 3, size: int = 96) -> np.ndarray:
     """Rows of (bicubic | ours | GT) centre crops of the first validation images, as (H, W) uint8 Y."""
-    from espcn_lab.hr_images import sr_luma
-    from espcn_lab.imaging import to_uint8, upscale_bicubic
+    from espcn_lab.imaging.colour import sr_luma, to_uint8
+    from espcn_lab.imaging.degrade import upscale_bicubic
 
     scale, rows = model.scale, []
     for _, lq, gt_y in list(val_set.items)[:count]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from espcn_lab.dihedral import COUNT, dihedral, dihedral_inverse
 from espcn_lab.errors import UserError
+from espcn_lab.imaging.dihedral import COUNT, dihedral, dihedral_inverse
 
 
 class ModelEnsemble(torch.nn.Module):

@@ -1,16 +1,13 @@
-"""ONNX export with dynamic batch, height and width, and a parity check against PyTorch.
+"""``espcn-lab export``: ONNX (dynamic batch, height and width) or safetensors, checked against PyTorch.
 
-The exported graph is the bare network: input ``lq`` (B, C, H, W) float32 in [0, 1], output ``sr``
-(B, C, H*s, W*s) float32, unclamped. The resolved config travels as ONNX metadata
-(``espcn_lab`` = JSON of config and degradation) so the file is self-describing.
+The resolved config travels as ONNX metadata (``espcn_lab`` = JSON of config and degradation) so the
+file is self-describing.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,44 +15,20 @@ import torch
 
 from espcn_lab.checkpoint import LoadedModel
 from espcn_lab.config import to_dict
+from espcn_lab.deploy.onnx import OPSET, clone_fp32, onnx_bytes
 from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
 FORMATS = ("onnx", "safetensors")
-OPSET = 17
-
-
-def onnx_bytes(model: ESPCN, opset: int = OPSET, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialised ONNX model of ``model`` (CPU, fp32, eval) with dynamic B, H, W."""
-    import onnx
-
-    net = _clone_fp32(model)
-    example = torch.rand(1, model.channels, 16, 16)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact and fast to run
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=["lq"],
-                          output_names=["sr"], dynamic_axes={"lq": {0: "batch", 2: "height", 3: "width"},
-                                                             "sr": {0: "batch", 2: "height_sr", 3: "width_sr"}})
-    proto = onnx.load_from_string(buf.getvalue())
-    for key, value in (metadata or {}).items():
-        proto.metadata_props.add(key=key, value=value)
-    return proto.SerializeToString()
-
-
-def _clone_fp32(model: ESPCN) -> ESPCN:
-    import copy
-
-    return copy.deepcopy(model).float().cpu().eval().to(memory_format=torch.contiguous_format)
 
 
 def parity(model: ESPCN, onnx_model: bytes, sizes: tuple[tuple[int, int], ...] = ((37, 53), (64, 48)),
            seed: int = 0) -> dict[str, float]:
     """Run ONNX Runtime and PyTorch fp32 on seeded inputs of several sizes; worst max |diff| and PSNR (dB, 0-255)."""
-    from espcn_lab.runtime import ort_session
+    from espcn_lab.deploy.onnx import ort_session
 
     session = ort_session(onnx_model, torch.device("cpu"))
-    net = _clone_fp32(model)
+    net = clone_fp32(model)
     gen = torch.Generator().manual_seed(seed)
     worst, worst_mse = 0.0, 0.0
     for h, w in sizes:

@@ -19,7 +19,11 @@ import numpy as np
 from espcn_lab.errors import UserError
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".y4m", ".avi", ".webm", ".m4v")
+
+
 RGB_CODECS = {"ffv1": "bgr0", "libx264rgb": "rgb24", "png": "rgb24", "qtrle": "rgb24"}
+
+
 FrameFn = Callable[[np.ndarray], np.ndarray]  # (B, h, w, 3) uint8 -> (B, h*s, w*s, 3) uint8
 
 

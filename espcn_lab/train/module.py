@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 from espcn_lab.checkpoint import build_model
 from espcn_lab.config import Config, max_time_seconds, to_dict
-from espcn_lab.data import DihedralAugment
-from espcn_lab.hr_images import sr_luma
-from espcn_lab.imaging import DegradationSpec, to_uint8
-from espcn_lab.metrics import psnr_y, ssim_y
+from espcn_lab.evaluate.metrics import psnr_y, ssim_y
+from espcn_lab.imaging.colour import sr_luma, to_uint8
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.train.augment import DihedralAugment
 
 PLATEAU_MONITOR = "train/epoch_loss"
 

@@ -19,7 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from espcn_lab.infer import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB, _bicubic_taps, _symmetric_index
+from espcn_lab.deploy.ops import OFFSET_T as _OFFSET
+from espcn_lab.deploy.ops import RGB_TO_YCBCR_T as _RGB_TO_YCBCR
+from espcn_lab.deploy.ops import YCBCR_TO_RGB_T as _YCBCR_TO_RGB
+from espcn_lab.deploy.ops import bicubic_taps as _bicubic_taps
+from espcn_lab.deploy.ops import symmetric_index as _symmetric_index
 from espcn_lab.model import ESPCN
 
 
@@ -157,7 +161,7 @@ def frame_onnx(model: ESPCN, in_channels: int, opset: int = 17) -> bytes:
 
 def ort_frame_runner(model: ESPCN, in_channels: int, device: torch.device, threads: int = 0):
     """``(B, h, w, C)`` uint8 tensor -> upscaled uint8 tensor on the same device, one ONNX Runtime call."""
-    from espcn_lab.runtime import ort_session
+    from espcn_lab.deploy.onnx import ort_session
 
     session = ort_session(frame_onnx(model, in_channels), device, threads)
 

@@ -19,15 +19,23 @@ from espcn_lab.config import ConfigError
 
 _BOUNDED = {"uniform", "q_uniform", "log_uniform", "q_log_uniform", "inv_log_uniform",
             "log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"}
+
+
 _QUANTILE = {"normal": ("mu", "sigma"), "q_normal": ("mu", "sigma"), "log_normal": ("mu", "sigma"),
              "q_log_normal": ("mu", "sigma"), "beta": ("a", "b"), "q_beta": ("a", "b")}
+
+
 _DEFAULTS = {"mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0, "q": 1.0}
+
+
 _KEYS = {
     "constant": {"value"}, "categorical": {"values"},
     "categorical_w_probabilities": {"values", "probabilities"}, "int_uniform": {"min", "max"},
     **{name: {"min", "max", "q"} if name.startswith("q_") else {"min", "max"} for name in _BOUNDED},
     **{name: set(keys) | ({"q"} if name.startswith("q_") else set()) for name, keys in _QUANTILE.items()},
 }
+
+
 GRID_KINDS = ("constant", "categorical", "int_uniform", "q_uniform")
 
 

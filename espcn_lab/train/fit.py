@@ -8,7 +8,6 @@ re-executes the launching command once per extra rank; the run name travels to t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,7 +21,11 @@ from espcn_lab.config import Config, to_dict
 from espcn_lab.errors import UserError
 
 RUN_NAME_ENV = "ESPCN_LAB_RUN_NAME"
+
+
 MONITOR = "val/psnr_y"
+
+
 # Lightning chatter that says nothing about this run: the run folder holds config.yaml before the
 # loggers start; the LightningModule's batch hook is meant to win; pytree's deprecation; an ad.
 _QUIET_WARNINGS = (".*exists and is not empty.*", ".*overridden `on_after_batch_transfer`.*", ".*LeafSpec.*",
@@ -99,7 +102,11 @@ def _loggers(cfg: Config, run_dir: Path) -> list:
 
 
 def _callbacks(cfg: Config, run_dir: Path) -> list:
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+    )
 
     best = ModelCheckpoint(dirpath=str(run_dir), filename="best", monitor=MONITOR, mode="max", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
@@ -142,8 +149,8 @@ def fit(cfg: Config) -> dict[str, Any]:
     """Train one run from a resolved config; returns the summary (also written to ``summary.json``)."""
     import lightning as L
 
-    from espcn_lab.data import ShardDataModule
-    from espcn_lab.module import ESPCNModule, NonFiniteLossError
+    from espcn_lab.train.datamodule import ShardDataModule
+    from espcn_lab.train.module import ESPCNModule, NonFiniteLossError
 
     _quiet_lightning()
     run_dir, ckpt_path = resolve_run(cfg)
@@ -169,7 +176,7 @@ def fit(cfg: Config) -> dict[str, Any]:
         status, message = "stopped_nan", str(err)
     finally:
         os.environ.pop(RUN_NAME_ENV, None)
-    from espcn_lab.run_report import finish_run
+    from espcn_lab.train.report import finish_run
 
     summary = finish_run(trainer, module, datamodule, run_dir, status, time.perf_counter() - started)
     if status == "stopped_nan":

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from espcn_lab.deploy.infer import Upscaler
+from espcn_lab.deploy.video import is_video, upscale_video
 from espcn_lab.errors import UserError
-from espcn_lab.infer import Upscaler
-from espcn_lab.video import is_video, upscale_video
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""``espcn-lab eval``: score a model on folders of HR images by the standard protocol, against bicubic.
+"""``espcn-lab eval``: score a model on folders of HR images (or videos) against bicubic, print and write
+the results.
 
 Per image: modcrop, LR made with the model's own degradation, the network on Y (or RGB), PSNR-Y and
 SSIM-Y with ``scale`` pixels shaved; per set: means and a paired t-test (``scipy.stats.ttest_rel``)
@@ -12,16 +13,9 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
+from espcn_lab.deploy.runtime import pick_device
 from espcn_lab.errors import UserError
-from espcn_lab.hr_images import iter_hr_images, list_hr_files, make_eval_pair, sr_luma
-from espcn_lab.imaging import upscale_bicubic
-from espcn_lab.infer import network_pass
-from espcn_lab.metrics import psnr_y, ssim_y
-from espcn_lab.runtime import pick_device
+from espcn_lab.evaluate.score import hr_source, score_set
 
 
 def parse_datasets(items: list[str]) -> dict[str, str]:
@@ -37,44 +31,6 @@ def parse_datasets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def paired_p_value(ours: list[float], baseline: list[float]) -> float:
-    """Two-sided paired t-test p-value; NaN with fewer than 2 images or identical scores."""
-    from scipy.stats import ttest_rel
-
-    if len(ours) < 2:
-        return float("nan")
-    p = float(ttest_rel(ours, baseline).pvalue)
-    return p if math.isfinite(p) else float("nan")
-
-
-def _hr_source(folder: str) -> tuple:
-    """(iterator of (name, HR uint8), count): a folder of images (or frames), or a video file's frames."""
-    from espcn_lab.video import is_video, named_frames
-
-    if is_video(Path(folder)):
-        return named_frames(folder)  # mean over frames, as the paper's video tables
-    return iter_hr_images(folder), len(list_hr_files(folder))
-
-
-def score_set(loaded, folder: str, device: torch.device, name: str, model: Optional[torch.nn.Module] = None) -> dict[str, Any]:
-    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model (``model`` overrides ``loaded.model``) on one folder."""
-    scale, channels = loaded.config.model.scale, loaded.config.model.channels
-    model = loaded.model if model is None else model
-    images = []
-    source, total = _hr_source(folder)
-    for image_name, hr in tqdm(source, total=total, desc=name, leave=False):
-        pair = make_eval_pair(image_name, hr, scale, loaded.degradation, channels)
-        ours = sr_luma(network_pass(model, pair.lq, device))
-        bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
-        images.append({"name": image_name,
-                       "bicubic": {"psnr_y": psnr_y(bicubic, pair.gt_y, scale), "ssim_y": ssim_y(bicubic, pair.gt_y, scale)},
-                       "model": {"psnr_y": psnr_y(ours, pair.gt_y, scale), "ssim_y": ssim_y(ours, pair.gt_y, scale)}})
-    summary = {method: {metric: float(np.mean([im[method][metric] for im in images])) for metric in ("psnr_y", "ssim_y")}
-               for method in ("bicubic", "model")}
-    p = paired_p_value([im["model"]["psnr_y"] for im in images], [im["bicubic"]["psnr_y"] for im in images])
-    return {"folder": str(folder), "images": images, **summary, "p_value_vs_bicubic": p}
-
-
 def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = None,
              device: str = "auto", ensemble: Optional[list[str]] = None, self_ensemble: bool = False) -> dict[str, Any]:
     """Score ``model_spec`` (x2|x3|x4, .safetensors, .ckpt) on each NAME -> folder; JSON-ready results.
@@ -83,13 +39,13 @@ def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = N
     flips/rotations of each input (8x the network passes).
     """
     from espcn_lab.checkpoint import load_model
-    from espcn_lab.ensemble import combine
+    from espcn_lab.evaluate.ensemble import combine
 
     if not datasets:
         raise UserError("give at least one --data NAME=DIR")
     for name, folder in datasets.items():  # fail before loading anything
         try:
-            _hr_source(folder)
+            hr_source(folder)
         except UserError as err:
             raise UserError(f"--data {name}: {err}") from None
     loaded = load_model(model_spec)

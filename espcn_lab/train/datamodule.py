@@ -1,0 +1,86 @@
+"""The LightningDataModule: the training stream from ``data.train_shards`` and the validation images of
+``data.val_dirs``, both checked before anything starts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import lightning as L
+import torch
+
+from espcn_lab.config import Config
+from espcn_lab.errors import UserError
+from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.shards.locate import (
+    check_manifest,
+    degradation_from_manifest,
+    manifest_pairs,
+    resolve_shards,
+)
+from espcn_lab.train.stream import train_loader, train_pipeline
+
+
+class ValidationImages(torch.utils.data.Dataset):
+    """Protocol pairs of every val folder: item = (set index, lq (C, h, w) uint8, gt_y (H, W) uint8)."""
+
+    def __init__(self, val_dirs: dict[str, str], scale: int, degradation: DegradationSpec, channels: int):
+        self.set_names = list(val_dirs)
+        self.items = []
+        for index, (name, folder) in enumerate(val_dirs.items()):
+            for image_name, hr in iter_hr_images(folder):
+                pair = make_eval_pair(image_name, hr, scale, degradation, channels)
+                lq = torch.from_numpy(pair.lq)
+                lq = lq[None] if lq.ndim == 2 else lq.permute(2, 0, 1).contiguous()
+                self.items.append((index, lq, torch.from_numpy(pair.gt_y)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+class ShardDataModule(L.LightningDataModule):
+    """Train stream from ``data.train_shards``, validation on ``data.val_dirs``; checks input eagerly."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.urls, self.manifest = resolve_shards(cfg.data.train_shards)
+        check_manifest(self.manifest, cfg)
+        self.degradation = degradation_from_manifest(self.manifest)
+        self.samples_per_epoch = cfg.data.samples_per_epoch or manifest_pairs(self.manifest)
+        if self.samples_per_epoch <= 0:
+            raise UserError("data.samples_per_epoch must be set when the shards have no manifest")
+        if not cfg.data.val_dirs:
+            raise UserError("data.val_dirs is empty: give at least one NAME=folder of HR images")
+        for name, folder in cfg.data.val_dirs.items():  # fail now, not after the first epoch
+            from espcn_lab.imaging.read import list_hr_files
+            try:
+                list_hr_files(folder)
+            except UserError as err:
+                raise UserError(f"data.val_dirs.{name}: {err}") from None
+        self.val_set: Optional[ValidationImages] = None
+
+    def batches_per_epoch(self, world_size: int) -> int:
+        return max(1, math.ceil(self.samples_per_epoch / (self.cfg.data.batch_size * world_size)))
+
+    def setup(self, stage: str) -> None:
+        if self.val_set is None:
+            c = self.cfg
+            self.val_set = ValidationImages(c.data.val_dirs, c.model.scale, self.degradation, c.model.channels)
+
+    def train_dataloader(self):
+        d, trainer = self.cfg.data, self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        pipeline = train_pipeline(self.urls, d.batch_size, shuffle_buffer=d.shuffle_buffer, seed=self.cfg.run.seed,
+                                  rank=rank, world_size=world)
+        return train_loader(pipeline, d.num_workers, self.batches_per_epoch(world))
+
+    def val_dataloader(self):
+        # every rank scores every image (benchmark sets are small), so logged values agree across ranks
+        return torch.utils.data.DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0)
