@@ -1,7 +1,8 @@
 """Patch-pair extraction (pure, no I/O): HR image -> aligned (LR, HR) sub-image stacks as in the paper.
 
-The whole HR image is modcropped, converted (Y or RGB), degraded once with
-``espcn_lab.imaging.degrade`` and then cut: LR patch ``p`` at LR position (y, x) pairs with the HR
+The whole HR image (optionally first resized to each of ``hr_scales``, e.g. FSRCNN's 0.9-0.6 scale
+augmentation, or 0.5 to shrink JPEG compression noise below what the target keeps) is modcropped,
+converted (Y or RGB), degraded once with ``espcn_lab.imaging.degrade.degrade`` and then cut: LR patch ``p`` at LR position (y, x) pairs with the HR
 patch ``p * scale`` at (y * scale, x * scale), so pairs are aligned on the LR grid and LR pixels
 come from the full degraded image (no border effects inside a patch).
 """
@@ -13,8 +14,14 @@ from typing import Literal
 
 import numpy as np
 
-from espcn_lab.imaging.colour import rgb_to_y
-from espcn_lab.imaging.degrade import DegradationSpec, default_sigma, degrade, modcrop
+from espcn_lab.imaging.colour import rgb_to_y, to_uint8
+from espcn_lab.imaging.degrade import (
+    DegradationSpec,
+    default_sigma,
+    degrade,
+    imresize,
+    modcrop,
+)
 
 Channels = Literal["y", "rgb"]
 
@@ -26,13 +33,15 @@ def paper_stride(lq_patch: int = 17, kernels: tuple[int, ...] = (5, 3, 3)) -> in
 
 @dataclass(frozen=True)
 class PatchSpec:
-    """How pairs are cut: scale, channels, LR patch size and stride (LR pixels), degradation."""
+    """How pairs are cut: scale, channels, LR patch size and stride (LR pixels), degradation, and the sizes
+    (factors of the source image, MATLAB bicubic) at which each image is used; None = as it is."""
 
     scale: int = 3
     channels: Channels = "y"
     lq_patch: int = 17
     stride: int = 14
     degradation: DegradationSpec = field(default_factory=DegradationSpec)
+    hr_scales: tuple[float, ...] | None = None
 
     @property
     def gt_patch(self) -> int:
@@ -69,10 +78,27 @@ def cut(img: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
 
 
 def extract_pairs(rgb: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB -> lq (n, p, p[, 3]) uint8, gt (n, p*s, p*s[, 3]) uint8, LR positions (n, 2).
+    """(H, W, 3) uint8 RGB -> lq (n, p, p[, 3]) uint8, gt (n, p*s, p*s[, 3]) uint8, positions.
 
-    n = 0 when the modcropped image is smaller than one HR patch (nothing is degraded then).
+    Positions are LR top-lefts (n, 2) (y, x); with ``hr_scales`` they are (n, 3) (index into
+    ``hr_scales``, y, x) in the resized image. n = 0 when no (resized) image holds one HR patch.
     """
+    if spec.hr_scales is None:
+        return _pairs_at(rgb, spec)
+    parts = []
+    for i, factor in enumerate(spec.hr_scales):
+        resized = rgb if factor == 1 else to_uint8(imresize(rgb, factor))
+        lq, gt, positions = _pairs_at(resized, spec)
+        if len(positions):
+            parts.append((lq, gt, np.concatenate([np.full((len(positions), 1), i), positions], 1)))
+    if not parts:
+        empty = np.zeros((0,), np.uint8)
+        return empty, empty, np.zeros((0, 3), np.int64)
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+
+def _pairs_at(rgb: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of one image at its own size; positions (n, 2)."""
     hr = prepare_hr(rgb, spec)
     s = spec.scale
     positions = patch_grid(hr.shape[0] // s, hr.shape[1] // s, spec)

@@ -8,6 +8,7 @@ flat and the shard bytes do not depend on ``--workers``. Only the main process t
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import sys
@@ -71,6 +72,7 @@ class PrepOptions:
     stride: Optional[int] = None
     degradation: str = "bicubic"
     sigma: Optional[float] = None
+    hr_scales: Optional[tuple[float, ...]] = None
     images_per_shard: int = 500
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: Optional[int] = None
@@ -93,15 +95,18 @@ def patch_spec(opts: PrepOptions) -> PatchSpec:
               (opts.val_images >= 0, f"--val-images must be >= 0, got {opts.val_images}"),
               (opts.num_images is None or opts.num_images >= 1, f"--num-images must be >= 1, got {opts.num_images}"),
               (opts.workers is None or opts.workers >= 1, f"--workers must be >= 1, got {opts.workers}"),
-              (opts.max_pixels >= 1, f"--max-pixels must be >= 1, got {opts.max_pixels}")]
+              (opts.max_pixels >= 1, f"--max-pixels must be >= 1, got {opts.max_pixels}"),
+              (opts.hr_scales is None or (len(opts.hr_scales) > 0 and all(0 < f <= 1 for f in opts.hr_scales)),
+               f"--hr-scales: factors must be in (0, 1] (the source is only ever shrunk), got {opts.hr_scales}")]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
     stride = opts.stride if opts.stride is not None else paper_stride(opts.lq_patch)
     if stride < 1:
         raise UserError(f"--lq-patch {opts.lq_patch} is too small for the paper's stride formula; pass --stride")
-    spec = PatchSpec(opts.scale, opts.channels, opts.lq_patch, stride, DegradationSpec(opts.degradation, opts.sigma))
-    return PatchSpec(spec.scale, spec.channels, spec.lq_patch, spec.stride, spec.resolved_degradation())
+    spec = PatchSpec(opts.scale, opts.channels, opts.lq_patch, stride, DegradationSpec(opts.degradation, opts.sigma),
+                     tuple(opts.hr_scales) if opts.hr_scales is not None else None)
+    return dataclasses.replace(spec, degradation=spec.resolved_degradation())
 
 
 def open_source(opts: PrepOptions):
@@ -122,7 +127,8 @@ def run_prep(opts: PrepOptions) -> dict[str, Any]:
     num_images = opts.num_images or (min(IMAGENET_DEFAULT_IMAGES, available) if source.kind == "imagenet" else available)
     plans = plan_shards(select(len(listing.refs), num_images, opts.val_images, opts.seed), listing.refs,
                         opts.images_per_shard)
-    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    arguments = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                 for k, v in asdict(opts).items()}  # as JSON stores them, so a resume compares equal
     identity = {k: v for k, v in arguments.items() if k not in NOT_IN_IDENTITY}
     identity.update(num_images=num_images, stride=spec.stride, sigma=spec.degradation.sigma, source_kind=source.kind,
                     listed=len(listing.refs), listing_sha256=listing.digest, tool_version=__version__)
@@ -138,6 +144,7 @@ def run_prep(opts: PrepOptions) -> dict[str, Any]:
               "arguments": arguments, "source": source.describe(), "listing_sha256": listing.digest,
               "scale": spec.scale, "channels": spec.channels, "lq_patch": spec.lq_patch, "gt_patch": spec.gt_patch,
               "stride": spec.stride, "degradation": spec.degradation.to_dict(), "seed": opts.seed,
+              "hr_scales": list(spec.hr_scales) if spec.hr_scales is not None else None,
               "images_per_shard": opts.images_per_shard}
     if all(infos):
         path = write_manifest(folder, build_manifest(header, infos, len(listing.refs), listing.ignored))
@@ -242,4 +249,6 @@ def process_image(job: tuple) -> tuple:
         return "skip", "too_small", f"{w}x{h} is smaller than one {spec.gt_patch}x{spec.gt_patch} HR patch"
     meta = {"source": ref, "listing_index": index, "split": split, "scale": spec.scale, "channels": spec.channels,
             "lq_patch": spec.lq_patch, "positions": positions.tolist(), "hr_size": [rgb.shape[0], rgb.shape[1]]}
+    if spec.hr_scales is not None:
+        meta["hr_scales"] = list(spec.hr_scales)
     return "ok", encode_sample(f"img{index:08d}", lq, gt, meta), len(positions)

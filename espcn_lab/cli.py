@@ -50,6 +50,10 @@ def prep(
              "(the paper: Gaussian blur then subsample).")] = "bicubic",
     sigma: Annotated[Optional[float], typer.Option(
         help="Gaussian std in HR pixels [default: max(0.5, (scale - 1) / 2)].")] = None,
+    hr_scales: Annotated[Optional[str], typer.Option(
+        help="Use each image at these sizes (comma-separated factors in (0, 1], MATLAB bicubic), e.g. "
+             "1,0.9,0.8,0.7,0.6 (FSRCNN's scale augmentation) or 0.5 (JPEG sources: shrinks their "
+             "compression noise so it does not become the target) [default: as it is].")] = None,
     images_per_shard: Annotated[int, typer.Option(
         help="Source images per shard (the shard size; ~250 KB per ImageNet image at x3).")] = 500,
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images as decompression bombs.")] = 89_478_485,
@@ -74,7 +78,7 @@ def prep(
         out=out, scale=scale, imagenet_dir=imagenet_dir, image_dir=image_dir, hf_dataset=hf_dataset,
         hf_split=hf_split, hf_image_column=hf_image_column, hf_streaming=hf_streaming, num_images=num_images,
         val_images=val_images, seed=seed, channels=channels, lq_patch=lq_patch, stride=stride,
-        degradation=degradation, sigma=sigma, images_per_shard=images_per_shard, max_pixels=max_pixels,
+        degradation=degradation, sigma=sigma, hr_scales=_factors(hr_scales), images_per_shard=images_per_shard, max_pixels=max_pixels,
         workers=workers, part=part, overwrite=overwrite, progress=progress))
     rate = result["images"] / result["seconds"] if result["seconds"] > 0 else 0.0
     print(f"built {result['shards_built']} shards ({result['shards_reused']} already done): {result['images']} images "
@@ -82,6 +86,18 @@ def prep(
     if not result["complete"]:
         print(f"part done; {result['shards_missing']} shards of other parts missing")
     print(f"manifest: {result['manifest']}")
+
+
+def _factors(text: Optional[str]) -> Optional[tuple[float, ...]]:
+    """'1,0.9,0.8' -> (1.0, 0.9, 0.8); None stays None."""
+    if text is None:
+        return None
+    from espcn_lab.errors import UserError
+
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--hr-scales expects comma-separated numbers such as 1,0.9,0.8, got {text!r}") from None
 
 
 # ---------------------------------------------------------------- fit / eval (issue 3)

@@ -63,6 +63,21 @@ class ESPCN(nn.Module):
         """Convolutions in order; the last one is the sub-pixel layer."""
         return [m for m in self.body if isinstance(m, nn.Conv2d)] + [self.last]
 
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output pixel sees on one side: sum of k // 2 over the convolutions."""
+        return sum(conv.kernel_size[0] // 2 for conv in self.conv_layers())
+
+    def forward_valid(self, lq: torch.Tensor) -> torch.Tensor:
+        """The network without zero padding: (B, C, h, w) -> (B, C, (h - 2R) * s, (w - 2R) * s), R the radius.
+
+        Exactly the centre of ``forward(lq)`` whose receptive fields lie inside the input (the part zero
+        padding never touches, as at test time away from the image border), for fewer multiply-adds.
+        """
+        x = lq
+        for layer in self.body:
+            x = nn.functional.conv2d(x, layer.weight, layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
+        return self.shuffle(nn.functional.conv2d(x, self.last.weight, self.last.bias))
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from espcn_lab.deploy.infer import Upscaler, receptive_radius
+from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.ops import bicubic_upsample, rgb_to_ycbcr_t
 from espcn_lab.deploy.runtime import pick_backend, pick_device, pick_precision
 from espcn_lab.errors import UserError
@@ -60,7 +60,7 @@ def test_alpha_is_upscaled_by_bicubic(rng):
 
 def test_tiled_output_is_identical_and_needs_the_overlap(rng):
     model, _ = make_model(3)
-    assert receptive_radius(model) == 4  # 5-3-3: 2 + 1 + 1 LR pixels
+    assert model.receptive_radius() == 4  # 5-3-3: 2 + 1 + 1 LR pixels
     lq = rng.integers(0, 256, (70, 90, 4), dtype=np.uint8)
     whole = Upscaler(model, backend="torch", tile=0)(lq)
     tiled = Upscaler(model, backend="torch", tile=32)

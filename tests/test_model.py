@@ -51,3 +51,18 @@ def test_bad_architecture_is_refused():
         ESPCN(features=[64, 32], kernels=[5, 3])
     with pytest.raises(ValueError, match="activation"):
         ESPCN(activation="sigmoidal")
+
+
+@pytest.mark.parametrize("scale,kernels,features", [(3, [5, 3, 3], [64, 32]), (2, [3, 1, 5, 3], [8, 8, 4])])
+def test_forward_valid_is_the_centre_that_padding_never_touches(scale, kernels, features):
+    torch.manual_seed(0)
+    model = ESPCN(scale=scale, features=features, kernels=kernels, activation="tanh")
+    lq = torch.rand(2, 1, 17, 15)
+    r = model.receptive_radius()
+    assert r == sum(k // 2 for k in kernels)
+    valid, full = model.forward_valid(lq), model(lq)
+    assert valid.shape == (2, 1, (17 - 2 * r) * scale, (15 - 2 * r) * scale)
+    assert torch.allclose(valid, full[..., r * scale:-r * scale, r * scale:-r * scale], atol=1e-6)
+    # one pixel further out does see the padding
+    ring = full[..., (r - 1) * scale:(r - 1) * scale + 1, r * scale:-r * scale]
+    assert not torch.allclose(ring, model.forward_valid(torch.nn.functional.pad(lq, (0, 0, 1, 0), value=0.5))[..., :1, :])

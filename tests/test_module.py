@@ -115,7 +115,7 @@ def test_cosine_time_schedule_reads_lightnings_timer_so_a_resumed_run_continues(
     timer.load_state_dict({"time_elapsed": {"train": 50.0}})  # what a checkpoint half-way through restores
     module._trainer = type("T", (), {"callbacks": [timer]})()
     opt_sched = module.configure_optimizers()
-    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    opt = opt_sched["optimizer"]
     assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
 
 
@@ -132,3 +132,25 @@ def test_cosine_time_needs_a_valid_max_time():
     with pytest.raises(ConfigError, match="more than zero"):
         _module("trainer.max_time=00:00:00:00")
     assert max_time_seconds("01:02:03:04") == 93784
+
+
+def test_valid_loss_is_the_mse_of_the_centre_that_padding_never_touches(monkeypatch):
+    module = _module("model.features=[8,4]", "optim.valid_loss=true")
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    monkeypatch.setattr(module, "_check_finite", lambda *a: None)
+    torch.manual_seed(0)
+    lq, gt = torch.rand(2, 1, 17, 17), torch.rand(2, 1, 51, 51)
+    loss = module.training_step((lq, gt), 0)
+    loss.backward()
+    grads = [p.grad.clone() for p in module.parameters()]
+    module.zero_grad()
+    c = 4 * 3  # radius 4 LR pixels (5-3-3) at x3
+    want = torch.nn.functional.mse_loss(module(lq)[..., c:-c, c:-c], gt[..., c:-c, c:-c])
+    want.backward()
+    assert torch.allclose(loss, want, atol=1e-7)
+    assert all(torch.allclose(g, p.grad, atol=1e-6) for g, p in zip(grads, module.parameters()))
+    whole = _module("model.features=[8,4]")
+    whole.load_state_dict(module.state_dict())
+    monkeypatch.setattr(whole, "log", lambda *a, **k: None)
+    monkeypatch.setattr(whole, "_check_finite", lambda *a: None)
+    assert not torch.allclose(whole.training_step((lq, gt), 0), loss)

@@ -110,11 +110,29 @@ def test_mismatched_folder_is_refused_unless_overwrite(imagenet, tmp_path, capsy
     (["--image-dir", "{data}", "--part", "3/2"], "--part 3/2"),
     (["--image-dir", "{data}", "--sigma", "1.0"], "--sigma only applies"),
     (["--image-dir", "{data}", "--num-images", "1000"], "lists only"),
+    (["--image-dir", "{data}", "--hr-scales", "1,2"], "--hr-scales: factors must be in (0, 1]"),
+    (["--image-dir", "{data}", "--hr-scales", "half"], "--hr-scales expects comma-separated numbers"),
 ])
 def test_argument_errors_are_one_line(imagenet, tmp_path, capsys, args, message):
     _prep("--out", tmp_path / "o", *[a.format(data=imagenet) for a in args], expect=2)
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_hr_scales_are_recorded_and_resume_checks_them(imagenet, tmp_path, capsys):
+    args = ["--imagenet-dir", imagenet, "--out", tmp_path / "s", "--num-images", 6, "--workers", 1]
+    _prep(*args)
+    plain = read_manifest(tmp_path / "s")
+    _prep(*args, "--hr-scales", "1,0.8", expect=2)
+    assert "hr_scales: None -> [1.0, 0.8]" in capsys.readouterr().err
+    _prep(*args, "--hr-scales", "1,0.8", "--out", tmp_path / "t")
+    _prep(*args, "--hr-scales", "1,0.8", "--out", tmp_path / "t")  # the same arguments resume
+    assert "(1 already done)" in capsys.readouterr().out
+    manifest = read_manifest(tmp_path / "t")
+    assert plain["hr_scales"] is None and manifest["hr_scales"] == [1.0, 0.8]
+    assert manifest["splits"]["train"]["pairs"] > plain["splits"]["train"]["pairs"]
+    sample = next(iter(wds.WebDataset(str(tmp_path / "t" / "train-000000.tar"), shardshuffle=False).decode()))
+    assert sample["json"]["hr_scales"] == [1.0, 0.8] and len(sample["json"]["positions"][0]) == 3
 
 
 def test_parts_build_one_dataset(imagenet, tmp_path):

@@ -78,3 +78,22 @@ def test_grid_cut_equals_gather(rng):
         spec = PatchSpec(scale=2, lq_patch=9, stride=7)
         grid = patch_grid(50, 40, spec)
         assert np.array_equal(cut_grid(img, len(grid), 9, 7), cut(img, grid, 9))
+
+
+def test_hr_scales_cut_every_resized_copy(rng):
+    from espcn_lab.imaging.colour import to_uint8
+    from espcn_lab.imaging.degrade import imresize
+
+    rgb = _smooth_rgb(rng, 120, 150)
+    spec = PatchSpec(scale=3, hr_scales=(1.0, 0.6))
+    lq, gt, positions = extract_pairs(rgb, spec)
+    full = extract_pairs(rgb, PatchSpec(scale=3))
+    small = extract_pairs(to_uint8(imresize(rgb, 0.6)), PatchSpec(scale=3))
+    assert positions.shape == (len(full[2]) + len(small[2]), 3) and set(positions[:, 0]) == {0, 1}
+    assert np.array_equal(lq, np.concatenate([full[0], small[0]])) and np.array_equal(gt, np.concatenate([full[1], small[1]]))
+    assert np.array_equal(positions[positions[:, 0] == 1, 1:], small[2])
+
+
+def test_hr_scales_too_small_everywhere_gives_no_pairs(rng):
+    lq, _, positions = extract_pairs(_smooth_rgb(rng, 60, 60), PatchSpec(scale=3, hr_scales=(0.5,)))
+    assert len(positions) == 0 and positions.shape == (0, 3) and lq.size == 0

@@ -30,11 +30,6 @@ from espcn_lab.deploy.runtime import (
 from espcn_lab.model import ESPCN
 
 
-def receptive_radius(model: ESPCN) -> int:
-    """LR pixels of context each output pixel sees on one side: sum of k // 2 over the convolutions."""
-    return sum(conv.kernel_size[0] // 2 for conv in model.conv_layers())
-
-
 class Upscaler:
     """A loaded model ready to super-resolve uint8 images or frame batches on one device."""
 
@@ -44,7 +39,7 @@ class Upscaler:
         self.precision = pick_precision(precision, self.device)
         self.backend = pick_backend(backend, self.device, self.precision)
         self.scale, self.channels = model.scale, model.channels
-        self.margin = max(receptive_radius(model), 2)  # 2 = bicubic's reach on each side
+        self.margin = max(model.receptive_radius(), 2)  # 2 = bicubic's reach on each side
         self.tile = int(tile)
         self.net = make_runner(model, self.backend, self.device, self.precision, channels_last, compile)
         self._graphs: dict[tuple, Callable] | None = (

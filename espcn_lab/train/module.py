@@ -75,7 +75,11 @@ class ESPCNModule(L.LightningModule):
     # ------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         lq, gt = batch
-        loss = F.mse_loss(self.model(lq), gt)
+        if self.cfg.optim.valid_loss:
+            border = self.model.receptive_radius() * self.model.scale
+            loss = F.mse_loss(self.model.forward_valid(lq), gt[..., border:-border, border:-border])
+        else:
+            loss = F.mse_loss(self.model(lq), gt)
         self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log(PLATEAU_MONITOR, loss, on_step=False, on_epoch=True, sync_dist=True)

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 
-
 def to_tensors(lq: np.ndarray, gt: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, h, w[, 3]) uint8 arrays -> (B, C, h, w) uint8 tensors."""
     def one(a):
