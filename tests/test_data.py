@@ -170,7 +170,8 @@ def test_datamodule_reads_degradation_and_rejects_bad_input(shards, tmp_path, sh
 
 def test_validation_images_follow_the_protocol(shared_data):
     val = ValidationImages({"Set5": str(shared_data / "Set5")}, 3, DegradationSpec(), 1)
-    index, lq, gt = val[0]  # baby 512x512 -> modcrop 510
-    assert len(val) == 5 and index == 0 and lq.shape == (1, 170, 170) and gt.shape == (510, 510)
+    name, pair = val[0]  # baby 512x512 -> modcrop 510
+    assert len(val) == 5 and name == "Set5" and pair.name == "baby"
+    assert pair.lq.shape == (170, 170) and pair.gt_y.shape == (510, 510)
     rgb = ValidationImages({"Set5": str(shared_data / "Set5")}, 3, DegradationSpec(), 3)
-    assert rgb[0][1].shape == (3, 170, 170)
+    assert rgb[0][1].lq.shape == (170, 170, 3)

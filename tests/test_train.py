@@ -156,3 +156,35 @@ def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
     other = load_config(None, ["model.features=[16,4]", f"run.init_from={path}"])
     with pytest.raises(UserError, match="different network"):
         warm_start(ESPCNModule(other, DegradationSpec()), other)
+
+
+def test_validation_scores_what_eval_scores_on_the_images_prep_held_out(tmp_path, shared_data, monkeypatch):
+    """One scoring path: val/<set>/psnr_y of the final epoch equals `eval` of last.ckpt on the same set, here the
+    images `prep --val-images` held out of the training source (no evaluation set involved)."""
+    import csv
+
+    from data_prep import PrepOptions, run_prep
+    from espcn_lab.evaluate.run import evaluate
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, img in list(iter_hr_images(shared_data / "T91"))[:8]:
+        Image.fromarray(img).save(photos / f"{name}.png")
+    shards = tmp_path / "shards"
+    run_prep(PrepOptions(out=shards, scale=3, image_dir=photos, val_images=2, workers=1, progress=False))
+    fit(load_config("configs/smoke.yaml", [f"data.train_shards={shards}", "data.val_dirs={}",
+                                           f"data.val_dirs.heldout={shards}", "model.features=[8,4]",
+                                           "data.samples_per_epoch=128", "data.batch_size=32",
+                                           f"run.dir={tmp_path / 'runs'}", "run.name=v", "log.latency=false"]))
+    with open(tmp_path / "runs" / "v" / "metrics.csv") as f:
+        logged = [float(r["val/heldout/psnr_y"]) for r in csv.DictReader(f) if r.get("val/heldout/psnr_y")]
+    scored = evaluate(str(tmp_path / "runs" / "v" / "last.ckpt"), {"heldout": str(shards)}, device="cpu")
+    assert len(scored["datasets"]["heldout"]["images"]) == 2
+    assert abs(scored["datasets"]["heldout"]["model"]["psnr_y"] - logged[-1]) < 1e-4
+
+
+def test_a_shard_folder_without_held_out_images_is_refused_as_validation(inputs):
+    root, shards = inputs
+    with pytest.raises(UserError, match="no held-out images"):
+        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "nv", f"data.val_dirs.heldout={shards}")))

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from espcn_lab.deploy.runtime import pick_device
 from espcn_lab.errors import UserError
-from espcn_lab.evaluate.score import hr_source, score_set
+from espcn_lab.evaluate.protocol import hr_images
+from espcn_lab.evaluate.score import score_set
 
 
 def parse_datasets(items: list[str]) -> dict[str, str]:
@@ -45,7 +46,7 @@ def evaluate(model_spec: str, datasets: dict[str, str], scale: Optional[int] = N
         raise UserError("give at least one --data NAME=DIR")
     for name, folder in datasets.items():  # fail before loading anything
         try:
-            hr_source(folder)
+            hr_images(folder)
         except UserError as err:
             raise UserError(f"--data {name}: {err}") from None
     loaded = load_model(model_spec)

@@ -1,13 +1,12 @@
 """The one scoring path: a model on protocol pairs, PSNR-Y / SSIM-Y against bicubic, paired t-test.
 
-Validation during ``fit`` and ``espcn-lab eval`` both call ``score_pairs``, so they reach their numbers
+Validation during ``fit`` and ``espcn-lab eval`` both call ``score_model``, so they reach their numbers
 by the same code.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -15,10 +14,9 @@ import torch
 from tqdm import tqdm
 
 from espcn_lab.evaluate.metrics import psnr_y, ssim_y
-from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.evaluate.protocol import EvalPair, hr_images, make_eval_pair
 from espcn_lab.imaging.colour import sr_luma, to_uint8
 from espcn_lab.imaging.degrade import upscale_bicubic
-from espcn_lab.imaging.read import iter_hr_images, list_hr_files
 from espcn_lab.model import ESPCN
 
 
@@ -32,28 +30,27 @@ def paired_p_value(ours: list[float], baseline: list[float]) -> float:
     return p if math.isfinite(p) else float("nan")
 
 
-def hr_source(folder: str) -> tuple:
-    """(iterator of (name, HR uint8), count): a folder of images (or frames), or a video file's frames."""
-    from espcn_lab.deploy.video import is_video, named_frames
+def score_output(sr: np.ndarray, pair: EvalPair, scale: int) -> dict[str, float]:
+    """PSNR-Y and SSIM-Y of an uint8 output (Y, or RGB scored on its Y) against the pair's ground truth."""
+    sr_y = sr_luma(sr)
+    return {"psnr_y": psnr_y(sr_y, pair.gt_y, scale), "ssim_y": ssim_y(sr_y, pair.gt_y, scale)}
 
-    if is_video(Path(folder)):
-        return named_frames(folder)  # mean over frames, as the paper's video tables
-    return iter_hr_images(folder), len(list_hr_files(folder))
+
+def score_model(model: torch.nn.Module, pair: EvalPair, scale: int, device: str | torch.device = "cpu") -> dict[str, float]:
+    """The model's scores on one protocol pair: the number validation during ``fit`` and ``eval`` both report."""
+    return score_output(network_pass(model, pair.lq, device), pair, scale)
 
 
 def score_set(loaded, folder: str, device: torch.device, name: str, model: Optional[torch.nn.Module] = None) -> dict[str, Any]:
-    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model (``model`` overrides ``loaded.model``) on one folder."""
+    """Per-image and mean PSNR-Y/SSIM-Y of bicubic and the model (``model`` overrides ``loaded.model``) on one set."""
     scale, channels = loaded.config.model.scale, loaded.config.model.channels
     model = loaded.model if model is None else model
     images = []
-    source, total = hr_source(folder)
+    source, total = hr_images(folder)
     for image_name, hr in tqdm(source, total=total, desc=name, leave=False):
         pair = make_eval_pair(image_name, hr, scale, loaded.degradation, channels)
-        ours = sr_luma(network_pass(model, pair.lq, device))
-        bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
-        images.append({"name": image_name,
-                       "bicubic": {"psnr_y": psnr_y(bicubic, pair.gt_y, scale), "ssim_y": ssim_y(bicubic, pair.gt_y, scale)},
-                       "model": {"psnr_y": psnr_y(ours, pair.gt_y, scale), "ssim_y": ssim_y(ours, pair.gt_y, scale)}})
+        images.append({"name": image_name, "bicubic": score_output(upscale_bicubic(pair.lq, scale), pair, scale),
+                       "model": score_model(model, pair, scale, device)})
     summary = {method: {metric: float(np.mean([im[method][metric] for im in images])) for metric in ("psnr_y", "ssim_y")}
                for method in ("bicubic", "model")}
     p = paired_p_value([im["model"]["psnr_y"] for im in images], [im["bicubic"]["psnr_y"] for im in images])

@@ -12,7 +12,6 @@ from typing import Optional
 
 import webdataset as wds
 
-from espcn_lab.config import Config
 from espcn_lab.errors import UserError
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.shards.format import MANIFEST_NAME, read_manifest
@@ -64,15 +63,41 @@ def degradation_from_manifest(manifest: Optional[dict]) -> DegradationSpec:
     return DegradationSpec(**manifest["degradation"])
 
 
-def check_manifest(manifest: Optional[dict], cfg: Config) -> None:
-    """Shards must match the model's scale and channels."""
+def check_manifest(manifest: Optional[dict], scale: int, channels: int) -> None:
+    """Shards must match the model's scale and channels (``model.scale``, ``model.channels``)."""
     if manifest is None:
         return
-    if manifest.get("scale") not in (None, cfg.model.scale):
-        raise UserError(f"shards are x{manifest['scale']} but model.scale is {cfg.model.scale}")
-    channels = {"y": 1, "rgb": 3}.get(manifest.get("channels"), cfg.model.channels)
-    if channels != cfg.model.channels:
-        raise UserError(f"shards hold {manifest['channels']} patches but model.channels is {cfg.model.channels}")
+    if manifest.get("scale") not in (None, scale):
+        raise UserError(f"shards are x{manifest['scale']} but model.scale is {scale}")
+    held = {"y": 1, "rgb": 3}.get(manifest.get("channels"), channels)
+    if held != channels:
+        raise UserError(f"shards hold {manifest['channels']} patches but model.channels is {channels}")
+
+
+def held_out_images(folder: str | Path) -> list[Path]:
+    """The source files of the ``val`` split ``espcn-lab prep --val-images K`` held out of a shard folder.
+
+    They are read from where prep read them (the manifest's source root and each val sample's ref), so
+    validation scores whole images by the standard protocol, never the patches.
+    """
+    from espcn_lab.shards.reader import sample_metadata
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    val = manifest.get("splits", {}).get("val")
+    if not val or not val.get("images"):
+        raise UserError(f"{folder}: these shards have no held-out images (run prep with --val-images K)")
+    source = manifest.get("source", {})
+    if source.get("kind") not in ("folder", "imagenet"):
+        raise UserError(f"{folder}: held-out images of a {source.get('kind')!r} source cannot be read back; "
+                        "validate on a folder of images")
+    root = Path(source["root"])
+    files = [root / meta["source"] for shard in val["shards"] for meta in sample_metadata(str(folder / shard["name"]))]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"{folder}: {len(missing)} held-out source image(s) are gone, e.g. {missing[0]} "
+                        "(the manifest reads them from where prep found them)")
+    return files
 
 
 def manifest_pairs(manifest: Optional[dict]) -> int:

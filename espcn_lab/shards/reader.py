@@ -175,3 +175,13 @@ def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20) -> Itera
             warnings.warn(f"skipping shard {url}: {type(err).__name__}: {err}", stacklevel=2)
             if failures >= max_failures:
                 raise RuntimeError(f"{failures} shards in a row could not be read (last: {url}: {err})") from None
+
+
+def sample_metadata(url: str) -> Iterator[dict]:
+    """The ``json`` provenance record of every sample of one shard, in order."""
+    import json
+
+    with open_shard(url) as stream:
+        for name, payload in tar_members(stream):
+            if _split(name)[1] == "json":
+                yield json.loads(bytes(payload))

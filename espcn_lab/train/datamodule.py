@@ -12,9 +12,8 @@ import torch
 
 from espcn_lab.config import Config
 from espcn_lab.errors import UserError
-from espcn_lab.evaluate.protocol import make_eval_pair
+from espcn_lab.evaluate.protocol import hr_images, protocol_pairs
 from espcn_lab.imaging.degrade import DegradationSpec
-from espcn_lab.imaging.read import iter_hr_images
 from espcn_lab.shards.locate import (
     check_manifest,
     degradation_from_manifest,
@@ -25,23 +24,22 @@ from espcn_lab.train.stream import train_loader, train_pipeline
 
 
 class ValidationImages(torch.utils.data.Dataset):
-    """Protocol pairs of every val folder: item = (set index, lq (C, h, w) uint8, gt_y (H, W) uint8)."""
+    """Protocol pairs of every ``data.val_dirs`` set, in config order: item = (set name, EvalPair)."""
 
     def __init__(self, val_dirs: dict[str, str], scale: int, degradation: DegradationSpec, channels: int):
-        self.set_names = list(val_dirs)
-        self.items = []
-        for index, (name, folder) in enumerate(val_dirs.items()):
-            for image_name, hr in iter_hr_images(folder):
-                pair = make_eval_pair(image_name, hr, scale, degradation, channels)
-                lq = torch.from_numpy(pair.lq)
-                lq = lq[None] if lq.ndim == 2 else lq.permute(2, 0, 1).contiguous()
-                self.items.append((index, lq, torch.from_numpy(pair.gt_y)))
+        self.items = [(name, pair) for name, spec in val_dirs.items()
+                      for pair in protocol_pairs(spec, scale, degradation, channels)]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
         return self.items[i]
+
+
+def _one(items: list):
+    """Validation batches are single (name, EvalPair) items, left as they are (numpy, any size)."""
+    return items[0]
 
 
 class ShardDataModule(L.LightningDataModule):
@@ -51,17 +49,16 @@ class ShardDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         self.urls, self.manifest = resolve_shards(cfg.data.train_shards)
-        check_manifest(self.manifest, cfg)
+        check_manifest(self.manifest, cfg.model.scale, cfg.model.channels)
         self.degradation = degradation_from_manifest(self.manifest)
         self.samples_per_epoch = cfg.data.samples_per_epoch or manifest_pairs(self.manifest)
         if self.samples_per_epoch <= 0:
             raise UserError("data.samples_per_epoch must be set when the shards have no manifest")
         if not cfg.data.val_dirs:
-            raise UserError("data.val_dirs is empty: give at least one NAME=folder of HR images")
+            raise UserError("data.val_dirs is empty: give at least one NAME=folder of HR images (or a shard folder with held-out images)")
         for name, folder in cfg.data.val_dirs.items():  # fail now, not after the first epoch
-            from espcn_lab.imaging.read import list_hr_files
             try:
-                list_hr_files(folder)
+                hr_images(folder)
             except UserError as err:
                 raise UserError(f"data.val_dirs.{name}: {err}") from None
         self.val_set: Optional[ValidationImages] = None
@@ -83,4 +80,4 @@ class ShardDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         # every rank scores every image (benchmark sets are small), so logged values agree across ranks
-        return torch.utils.data.DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0)
+        return torch.utils.data.DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0, collate_fn=_one)

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 
 from espcn_lab.checkpoint import build_model
 from espcn_lab.config import Config, max_time_seconds, to_dict
-from espcn_lab.evaluate.metrics import psnr_y, ssim_y
-from espcn_lab.imaging.colour import sr_luma, to_uint8
+from espcn_lab.evaluate.score import score_model
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.train.augment import DihedralAugment
 
@@ -45,7 +44,7 @@ class ESPCNModule(L.LightningModule):
         self.model = build_model(cfg)
         self.nan_check_every = max(1, nan_check_every)
         self._bad_loss = None
-        self._val_scores: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
@@ -97,23 +96,18 @@ class ESPCNModule(L.LightningModule):
 
     # ------------------------------------------------------------ validation
     def validation_step(self, batch, batch_idx: int) -> None:
-        set_index, lq, gt_y = batch  # (1,), (1, C, h, w) uint8, (1, H, W) uint8
-        with torch.no_grad():
-            sr = self.model(lq.float() / 255.0).clamp_(0, 1).mul_(255.0)[0]
-        sr = sr.cpu().numpy()
-        sr_y = sr_luma(to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0)))
-        gt = gt_y[0].cpu().numpy()
-        scale = self.cfg.model.scale
-        self._val_scores[int(set_index)].append((psnr_y(sr_y, gt, scale), ssim_y(sr_y, gt, scale)))
+        set_name, pair = batch  # one protocol pair (ValidationImages); scored exactly as `espcn-lab eval` scores it
+        scores = score_model(self.model, pair, self.cfg.model.scale, self.device)
+        self._val_scores[set_name].append((scores["psnr_y"], scores["ssim_y"]))
 
     def on_validation_epoch_end(self) -> None:
-        names = list(self.cfg.data.val_dirs)  # ValidationImages numbers the sets in this order
         means = {}
-        for index, scores in sorted(self._val_scores.items()):
-            psnr, ssim = np.mean(scores, axis=0)
-            means[names[index]] = (float(psnr), float(ssim))
-            self.log(f"val/{names[index]}/psnr_y", float(psnr), sync_dist=True)
-            self.log(f"val/{names[index]}/ssim_y", float(ssim), sync_dist=True)
+        for name in self.cfg.data.val_dirs:
+            if self._val_scores.get(name):
+                psnr, ssim = np.mean(self._val_scores[name], axis=0)
+                means[name] = (float(psnr), float(ssim))
+                self.log(f"val/{name}/psnr_y", float(psnr), sync_dist=True)
+                self.log(f"val/{name}/ssim_y", float(ssim), sync_dist=True)
         if means:
             self.log("val/psnr_y", float(np.mean([m[0] for m in means.values()])), sync_dist=True, prog_bar=True)
             self.log("val/ssim_y", float(np.mean([m[1] for m in means.values()])), sync_dist=True)

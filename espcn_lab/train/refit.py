@@ -212,7 +212,7 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     urls, total = [], 0
     for spec in shards:
         found, manifest = resolve_shards(spec)
-        check_manifest(manifest, loaded.config)
+        check_manifest(manifest, loaded.config.model.scale, loaded.config.model.channels)
         if manifest is not None and degradation_from_manifest(manifest) != loaded.degradation:
             raise UserError(f"{spec}: made with the {degradation_from_manifest(manifest).kind} degradation but "
                             f"{model_spec} was trained with {loaded.degradation.kind}: refit on the shards it was trained on")

@@ -59,19 +59,16 @@ def filter_grid(model: ESPCN) -> np.ndarray:
 
 def sr_crops(model: ESPCN, val_set, device: torch.device | str, count: int = 3, size: int = 96) -> np.ndarray:
     """Rows of (bicubic | ours | GT) centre crops of the first validation images, as (H, W) uint8 Y."""
-    from espcn_lab.imaging.colour import sr_luma, to_uint8
+    from espcn_lab.evaluate.score import network_pass
+    from espcn_lab.imaging.colour import sr_luma
     from espcn_lab.imaging.degrade import upscale_bicubic
 
     scale, rows = model.scale, []
-    for _, lq, gt_y in list(val_set.items)[:count]:
-        lq_np = lq.numpy().transpose(1, 2, 0)
-        with torch.inference_mode():
-            sr = model.to(device)(lq[None].to(device).float() / 255.0)[0].clamp(0, 1).mul(255).cpu().numpy()
-        ours = sr_luma(to_uint8(sr[0] if sr.shape[0] == 1 else sr.transpose(1, 2, 0)))
-        bicubic = sr_luma(upscale_bicubic(lq_np[..., 0] if lq_np.shape[-1] == 1 else lq_np, scale))
-        gt = gt_y.numpy()
-        y, x = max(0, (gt.shape[0] - size) // 2), max(0, (gt.shape[1] - size) // 2)
-        crops = [img[y:y + size, x:x + size] for img in (bicubic, ours, gt)]
+    for _, pair in list(val_set.items)[:count]:
+        ours = sr_luma(network_pass(model, pair.lq, device))
+        bicubic = sr_luma(upscale_bicubic(pair.lq, scale))
+        y, x = max(0, (pair.gt_y.shape[0] - size) // 2), max(0, (pair.gt_y.shape[1] - size) // 2)
+        crops = [img[y:y + size, x:x + size] for img in (bicubic, ours, pair.gt_y)]
         h, w = min(c.shape[0] for c in crops), min(c.shape[1] for c in crops)
         rows.append(np.concatenate([c[:h, :w] for c in crops], axis=1))
     width = min(r.shape[1] for r in rows)
