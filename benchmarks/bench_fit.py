@@ -22,11 +22,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def plain_loop(cfg, urls, device, steps: int, warmup: int) -> float:
-    from espcn_lab.checkpoint import build_model
+    from espcn_lab.model import build_model
     from espcn_lab.train.stream import train_loader, train_pipeline
 
     fmt = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format  # as ESPCNModule does
-    model = build_model(cfg).to(device, memory_format=fmt)
+    model = build_model(cfg.model).to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate)
     loader = iter(train_loader(train_pipeline(urls, cfg.data.batch_size, shuffle_buffer=cfg.data.shuffle_buffer), 0, 10**9))
     for i in range(warmup + steps):

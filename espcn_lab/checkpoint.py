@@ -23,7 +23,7 @@ import torch
 from espcn_lab.config import Config, from_dict, to_dict
 from espcn_lab.errors import UserError
 from espcn_lab.imaging.degrade import DegradationSpec
-from espcn_lab.model import ESPCN
+from espcn_lab.model import ESPCN, build_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED = ("x2", "x3", "x4")
@@ -37,11 +37,6 @@ class LoadedModel:
     config: Config
     degradation: DegradationSpec
     source: str
-
-
-def build_model(cfg: Config) -> ESPCN:
-    m = cfg.model
-    return ESPCN(scale=m.scale, channels=m.channels, features=m.features, kernels=m.kernels, activation=m.activation)
 
 
 def save_safetensors(model: ESPCN, cfg: Config, degradation: DegradationSpec, path: str | Path) -> Path:
@@ -70,7 +65,7 @@ def _resolve(spec: str) -> Path:
 
 def _from_payload(payload: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> LoadedModel:
     cfg = from_dict(payload["config"])
-    model = build_model(cfg)
+    model = build_model(cfg.model)
     model.load_state_dict(state)
     model.eval()
     return LoadedModel(model, cfg, DegradationSpec(**payload.get("degradation", {})), source)

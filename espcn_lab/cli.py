@@ -374,8 +374,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     Click's own usage errors (unknown option, bad value) are already one line plus a usage hint.
     """
-    from espcn_lab.config import ConfigError
-    from espcn_lab.errors import UserError
+    from espcn_lab.errors import ConfigError, UserError
 
     try:
         app(args=argv)

@@ -1,14 +1,18 @@
-"""Experiment configuration: frozen dataclasses, YAML loading and dotted ``key=value`` overrides.
+"""Experiment configuration: the typed schema of every key, YAML files and dotted ``key=value`` overrides.
 
-This is the only place YAML configs are read. The key names are a contract shared with sweeps,
-docs and users; unknown keys and wrong types fail at load time with one line naming the key.
+The schema is a set of dataclasses; OmegaConf (structured configs) checks files and overrides against
+it: unknown keys and wrong types fail at load time with one line naming the key (``ConfigError``),
+``${model.scale}`` interpolates. The key names are a contract shared with sweeps, docs and users.
+A file may start from others (``extends: base.yaml`` or a list, relative to the file); in files and in
+overrides alike, a section given as a mapping merges into the section, any other value (a mapping
+such as ``data.val_dirs`` included) replaces what was there. This is the only place YAML configs are read.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +20,10 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; the message names the key."""
-
+from espcn_lab.errors import ConfigError
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig:  # what the keys mean and which combinations are valid: espcn_lab.model
     scale: int = 3
     channels: int = 1  # 1 = Y of YCbCr (paper), 3 = RGB
     features: list[int] = field(default_factory=lambda: [64, 32])
@@ -33,7 +34,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     train_shards: Union[str, list[str]] = ""  # folder, glob, brace pattern, list, or URL / pipe:
-    val_dirs: dict[str, str] = field(default_factory=dict)  # NAME -> folder of HR images
+    val_dirs: dict[str, str] = field(default_factory=dict)  # NAME -> folder of HR images, video, or shard folder
     batch_size: int = 64
     num_workers: int = 2  # reader processes per rank; 0 = a background thread of the training process
     samples_per_epoch: int = 0  # patch pairs per epoch; 0 = one pass over the shards (manifest count)
@@ -54,14 +55,11 @@ class OptimConfig:
     plateau_threshold: float = 0.01  # relative improvement mu below which the rate is lowered
     plateau_patience: int = 10  # epochs below mu before lowering
     early_stop_patience: int = 100  # epochs without improvement before stopping (paper: 100)
-    # plateau: the paper's rule above; cosine: from learning_rate down to final_learning_rate over
-    # trainer.max_epochs (suits a fixed budget: the run ends at the low rate instead of mid-plateau);
-    # cosine_time: the same curve over trainer.max_time of wall clock, updated every step (a time
-    # budget on hardware of unknown speed: the run still ends at the low rate)
+    # plateau: the paper's rule above; cosine: learning_rate down to final_learning_rate over trainer.max_epochs;
+    # cosine_time: the same over trainer.max_time of wall clock, per step (a time budget on unknown hardware)
     schedule: Literal["plateau", "cosine", "cosine_time"] = "plateau"
-    # the MSE over only the output pixels whose receptive field lies inside the patch (convolutions run
-    # without padding: fewer multiply-adds); with 17x17 patches and 5-3-3 kernels, 72% of the outputs
-    # see zero padding, which whole test images almost never do
+    # MSE over only the outputs whose receptive field lies inside the patch (unpadded convolutions, fewer MACs):
+    # with 17x17 patches and 5-3-3 kernels 72% of the outputs see zero padding, whole test images almost none
     valid_loss: bool = False
 
 
@@ -106,72 +104,22 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints widen to floats. Raise ConfigError naming key."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        for option in args:
-            try:
-                return _coerce(key, value, option)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{key}: expected null, got {value!r}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping NAME: value, got {value!r}")
-        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp in (str, bool) and isinstance(value, tp):
-        return value
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            raise ConfigError(f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in raw.items():
-        tp = hints[name]
+def flat_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key and its type annotation, e.g. ``{'model.scale': int, ...}`` (for sweep checks)."""
+    out: dict[str, Any] = {}
+    for name, tp in typing.get_type_hints(cls).items():
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, value if value is not None else {}, f"{prefix}{name}.")
+            out.update(flat_keys(tp, f"{prefix}{name}."))
         else:
-            kwargs[name] = _coerce(f"{prefix}{name}", value, tp)
-    return cls(**kwargs)
+            out[f"{prefix}{name}"] = tp
+    return out
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``'model.features=[32,16]'`` -> (['model', 'features'], [32, 16]); the value is read as YAML."""
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'model.features=[32,16]'`` -> ('model.features', [32, 16]); the value is read as YAML."""
     text = text.lstrip("-")
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not KEY=VALUE (e.g. optim.learning_rate=0.003)")
@@ -180,89 +128,125 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return key.strip().split("."), value
+    return key.strip(), value
+
+
+def _set(raw: dict, key: str, value: Any) -> None:
+    """Set dotted ``key`` in the nested dict ``raw``: a mapping for a section merges, anything else replaces."""
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    if isinstance(value, dict) and isinstance(node.get(last), dict) and key in SECTIONS:
+        for sub, sub_value in value.items():
+            _set(node[last], sub, sub_value)
+    else:
+        node[last] = value
 
 
 def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge(out[key], value) if both else value
+    """``update`` over a copy of ``base`` by the rule of ``_set`` (sections merge, values replace)."""
+    out = copy.deepcopy(base)
+    for section, body in update.items():
+        _set(out, section, body)
     return out
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Return a copy of the nested dict ``raw`` with dotted overrides applied.
+def _read_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A YAML config and the files it ``extends``, merged in order (bases first)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(p.name for p in chain)}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of sections ({', '.join(SECTIONS)}), "
+                          f"not a {type(raw).__name__}")
+    bases = raw.pop("extends", [])
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        merged = _merge(merged, _read_file(path.parent / str(base), (*chain, path.resolve())))
+    return _merge(merged, {k: v for k, v in raw.items() if v is not None})
 
-    A mapping given for a section (``model={'features': [32], 'kernels': [5, 3]}``, which is what a W&B
-    agent's ``${args_no_hyphens}`` passes for a dict-valued sweep parameter) is merged into that
-    section; a mapping for a key whose value is a mapping (``data.val_dirs``) replaces it.
-    """
-    import copy
 
-    out = copy.deepcopy(raw)
+_REFERENCE = re.compile(r"(?<!\\)\$\{([^{}]*)\}")
+
+
+def _escape_foreign(value: Any) -> Any:
+    """Escape ``${...}`` that names no config key (a shell variable in a ``pipe:`` URL stays as written)."""
     keys = flat_keys()
+    if isinstance(value, dict):
+        return {k: _escape_foreign(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_foreign(v) for v in value]
+    if isinstance(value, str):
+        return _REFERENCE.sub(lambda m: m[0] if m[1] in keys else "\\" + m[0], value)
+    return value
+
+
+def load_raw(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    """The nested dict a file (and what it extends) plus overrides make over the defaults, ``${...}``
+    resolved, before type checks (what a stand-in for ``fit`` in a test reads)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    raw = _read_file(Path(path)) if path is not None else {}
     for text in overrides:
-        path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        section = isinstance(value, dict) and ".".join(path) not in keys
-        old = node.get(path[-1])
-        node[path[-1]] = _merge(old, value) if section and isinstance(old, dict) else value
-    return out
+        _set(raw, *parse_override(text))
+    try:
+        return OmegaConf.to_container(OmegaConf.create(_escape_foreign(_merge(to_dict(Config()), raw))), resolve=True)
+    except OmegaConfBaseException as err:
+        raise _config_error(err) from None
 
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*(?:\.\w+)+)\}")
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def interpolate(raw: dict) -> dict:
-    """Replace ``${model.scale}``-style references to config keys inside string values.
+def _config_error(err: Exception) -> ConfigError:
+    """An OmegaConf error as one line naming the key (the same words whatever OmegaConf's version says)."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    Lets one file say ``data.train_shards: shards/imagenet-x${model.scale}`` so a sweep over
-    ``model.scale`` trains each scale on its own shards. References to unknown keys (e.g. shell
-    variables in a ``pipe:`` URL) are left alone.
-    """
-    keys, merged = flat_keys(), _merge(to_dict(Config()), raw)
+    key = getattr(err, "full_key", None) or ""
+    known = flat_keys()
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        section = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        names = sorted({k[len(section):].split(".")[0] for k in known if k.startswith(section)})
+        return ConfigError(f"unknown config key {key} (known: {', '.join(names)})")
+    if isinstance(err, ValidationError) and key.split("[")[0] in known:
+        tp = known[key.split("[")[0]]
+        expected = _type_name(typing.get_args(tp)[0] if "[" in key and typing.get_args(tp) else tp)
+        verb = "must be" if expected.startswith("one of") else "expected"
+        return ConfigError(f"{key}: {verb} {expected}, got {getattr(err, 'value', None)!r}")
+    message = str(getattr(err, "msg", err)).splitlines()[0]
+    return ConfigError(f"{key}: {message}" if key else message)
 
-    def lookup(key: str, depth: int) -> Any:
-        node: Any = merged
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        return resolve(node, depth + 1) if isinstance(node, str) else node
 
-    def resolve(value: Any, depth: int = 0) -> Any:
-        if depth > 10:
-            raise ConfigError(f"config reference loop near {value!r}")
-        if isinstance(value, dict):
-            return {k: resolve(v, depth) for k, v in value.items()}
-        if isinstance(value, list):
-            return [resolve(v, depth) for v in value]
-        if not isinstance(value, str):
-            return value
-        return _REFERENCE.sub(lambda m: str(lookup(m[1], depth)) if m[1] in keys else m[0], value)
+def _structured(raw: dict) -> Config:
+    """Type-check a nested dict against the schema (OmegaConf) and resolve ``${...}`` references."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    return resolve(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of sections, got {raw!r}")
+    try:
+        conf = OmegaConf.merge(OmegaConf.structured(Config), _escape_foreign(raw))
+        return OmegaConf.to_object(conf)
+    except OmegaConfBaseException as err:
+        raise _config_error(err) from None
 
 
 def _check_semantics(cfg: Config) -> Config:
-    from espcn_lab.model import ACTIVATIONS  # deferred: imports torch
+    from espcn_lab.model import check_architecture  # deferred: imports torch
 
-    m = cfg.model
-    if m.scale < 1:
-        raise ConfigError(f"model.scale: must be >= 1, got {m.scale}")
-    if m.channels not in (1, 3):
-        raise ConfigError(f"model.channels: must be 1 (Y) or 3 (RGB), got {m.channels}")
-    if len(m.kernels) != len(m.features) + 1:
-        raise ConfigError(f"model.kernels: needs len(model.features)+1 = {len(m.features) + 1} entries, got {m.kernels}")
-    if any(k < 1 or k % 2 == 0 for k in m.kernels):
-        raise ConfigError(f"model.kernels: entries must be positive odd numbers, got {m.kernels}")
-    if any(f < 1 for f in m.features):
-        raise ConfigError(f"model.features: entries must be positive, got {m.features}")
-    if m.activation not in ACTIVATIONS:
-        raise ConfigError(f"model.activation: must be one of {sorted(ACTIVATIONS)}, got {m.activation!r}")
+    check_architecture(cfg.model)
     if cfg.data.batch_size < 1:
         raise ConfigError(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
     if cfg.optim.learning_rate <= 0:
@@ -289,21 +273,12 @@ def max_time_seconds(text: str) -> int:
 
 def from_dict(raw: dict) -> Config:
     """Validate a nested dict into a Config (types, then ranges and model consistency)."""
-    return _check_semantics(_build(Config, raw or {}, ""))
+    return _check_semantics(_structured(raw or {}))
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read a YAML file (or start from defaults when ``path`` is None) and apply ``key=value`` overrides."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return from_dict(interpolate(apply_overrides(raw, list(overrides))))
+    return from_dict(load_raw(path, list(overrides)))
 
 
 def to_dict(cfg: Config) -> dict:
@@ -311,23 +286,13 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def flat_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key and its type annotation, e.g. ``{'model.scale': int, ...}`` (for sweep checks)."""
-    out: dict[str, Any] = {}
-    for name, tp in typing.get_type_hints(cls).items():
-        if dataclasses.is_dataclass(tp):
-            out.update(flat_keys(tp, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = tp
-    return out
-
-
 def check_value(key: str, value: Any) -> Any:
-    """Validate one dotted key's value against the schema; raises ConfigError."""
-    keys = flat_keys()
-    if key not in keys:
-        prefix = key.split(".")[0]
-        if prefix == "data" and key.startswith("data.val_dirs."):
-            return _coerce(key, value, str)
+    """Validate one dotted key's value against the schema (as a sweep would set it); raises ConfigError."""
+    if key not in flat_keys() and not key.startswith("data.val_dirs."):
         raise ConfigError(f"unknown config key {key}")
-    return _coerce(key, value, keys[key])
+    raw: dict = {}
+    _set(raw, key, value)
+    node: Any = to_dict(_structured(raw))
+    for part in key.split("."):
+        node = node[part]
+    return node

@@ -2,15 +2,20 @@
 
 Every convolution runs in low-resolution space; the last layer emits ``channels * scale**2`` maps
 that a periodic shuffle (``nn.PixelShuffle``, Eq. 4) rearranges into the high-resolution image.
-This module imports torch only.
+This module owns the network: its layers, which architectures are valid (``check_architecture``, the
+one place those rules live, used by the config loader and the constructor) and how a ``model.*``
+config section becomes a network (``build_model``). It imports torch and ``espcn_lab.errors`` only.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from espcn_lab.errors import ConfigError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -21,6 +26,25 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+
+
+def check_architecture(m) -> None:
+    """Refuse a ``model.*`` section (anything with scale, channels, features, kernels, activation) that
+    no network can have; ConfigError naming the key."""
+    if m.scale < 1:
+        raise ConfigError(f"model.scale: must be >= 1, got {m.scale}")
+    if m.channels not in (1, 3):
+        raise ConfigError(f"model.channels: must be 1 (Y) or 3 (RGB), got {m.channels}")
+    if len(m.kernels) != len(m.features) + 1:
+        raise ConfigError(f"model.kernels: needs len(model.features)+1 = {len(m.features) + 1} entries, "
+                          f"got {list(m.kernels)}")
+    if any(k < 1 or k % 2 == 0 for k in m.kernels):
+        raise ConfigError(f"model.kernels: entries must be positive odd numbers (padding keeps the size), "
+                          f"got {list(m.kernels)}")
+    if any(f < 1 for f in m.features):
+        raise ConfigError(f"model.features: entries must be positive, got {list(m.features)}")
+    if m.activation not in ACTIVATIONS:
+        raise ConfigError(f"model.activation: must be one of {sorted(ACTIVATIONS)}, got {m.activation!r}")
 
 
 class ESPCN(nn.Module):
@@ -40,12 +64,7 @@ class ESPCN(nn.Module):
         activation: str = "tanh",
     ) -> None:
         super().__init__()
-        if len(kernels) != len(features) + 1:
-            raise ValueError(f"kernels needs len(features)+1 = {len(features) + 1} entries, got {len(kernels)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        if any(k % 2 == 0 for k in kernels):
-            raise ValueError(f"kernels must be odd so padding keeps the size, got {list(kernels)}")
+        check_architecture(_Architecture(scale, channels, list(features), list(kernels), activation))
         self.scale, self.channels = int(scale), int(channels)
         widths = [channels, *features]
         layers: list[nn.Module] = []
@@ -77,6 +96,19 @@ class ESPCN(nn.Module):
         for layer in self.body:
             x = nn.functional.conv2d(x, layer.weight, layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
         return self.shuffle(nn.functional.conv2d(x, self.last.weight, self.last.bias))
+
+
+class _Architecture(typing.NamedTuple):
+    scale: int
+    channels: int
+    features: list
+    kernels: list
+    activation: str
+
+
+def build_model(m) -> ESPCN:
+    """The network of a ``model.*`` config section (``Config.model``)."""
+    return ESPCN(scale=m.scale, channels=m.channels, features=m.features, kernels=m.kernels, activation=m.activation)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -51,3 +51,64 @@ def test_check_value_for_sweeps():
     assert check_value("model.features", [16, 8]) == [16, 8]
     with pytest.raises(ConfigError):
         check_value("model.nope", 1)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + [ROOT / "espcn_lab" / "assets" / "quickstart.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.model.kernels and cfg.optim.learning_rate > 0
+
+
+def test_experiments_share_the_paper_base():
+    paper = load_config(ROOT / "configs" / "base" / "paper.yaml")
+    for name in ("x2_tanh", "x3_t91_tanh", "x4_291_tanh", "x3_imagenet_tanh"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert (cfg.model.features, cfg.model.kernels, cfg.optim.last_layer_lr_scale) == ([64, 32], [5, 3, 3], 0.1)
+        assert "extends" in (ROOT / "configs" / f"{name}.yaml").read_text()
+    assert paper.data.val_dirs == {"Set5": "../shared/data/Set5", "Set14": "../shared/data/Set14"}
+
+
+def test_extends_merges_sections_and_replaces_values(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: {scale: 4, activation: relu}\ndata: {val_dirs: {A: a, B: b}, batch_size: 8}\n")
+    (tmp_path / "mid.yaml").write_text("extends: base.yaml\nmodel: {scale: 2}\n")
+    cfg = load_config(write(tmp_path, "extends: [mid.yaml]\ndata: {val_dirs: {C: c}}\n"), ["model.activation=elu"])
+    assert (cfg.model.scale, cfg.model.activation, cfg.data.batch_size) == (2, "elu", 8)
+    assert cfg.data.val_dirs == {"C": "c"}  # a mapping value replaces, as an override does
+
+
+def test_extends_loops_and_missing_bases_are_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(write(tmp_path, "extends: nowhere.yaml\n"))
+
+
+@pytest.mark.parametrize("text", ["- model\n- data\n", "42\n", "just words\n"])
+def test_a_file_that_is_not_a_mapping_is_one_line(tmp_path, text):
+    with pytest.raises(ConfigError, match="a config file is a mapping of sections") as err:
+        load_config(write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_references_to_config_keys_resolve_and_others_stay(tmp_path):
+    cfg = load_config(None, ["model.scale=4", "data.train_shards=shards/x${model.scale}",
+                             "run.name=pipe:curl ${HOME}/${model.scale}"])
+    assert cfg.data.train_shards == "shards/x4" and cfg.run.name == "pipe:curl ${HOME}/4"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.colour=1", "unknown config key model.colour (known: activation, channels, features, kernels, scale)"),
+    ("model.scale=three", "model.scale: expected int, got 'three'"),
+    ("optim.name=lbfgs", "optim.name: must be one of ['sgd', 'adam', 'adamw'], got 'lbfgs'"),
+    ("model.features=[8,x]", "model.features[1]: expected int, got 'x'"),
+])
+def test_errors_read_the_same_whatever_the_library(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == message

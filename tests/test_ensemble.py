@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from espcn_lab.checkpoint import build_model, load_model
+from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.evaluate.ensemble import ModelEnsemble, SelfEnsemble
+from espcn_lab.model import build_model
 
 
 def _net(seed: int, scale: int = 3):
     torch.manual_seed(seed)
-    return build_model(load_config(None, [f"model.scale={scale}", "model.features=[8,4]"])).eval()
+    return build_model(load_config(None, [f"model.scale={scale}", "model.features=[8,4]"]).model).eval()
 
 
 @torch.no_grad()

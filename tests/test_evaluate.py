@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from espcn_lab.checkpoint import build_model, save_safetensors
+from espcn_lab.checkpoint import save_safetensors
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.errors import UserError
@@ -15,12 +15,13 @@ from espcn_lab.evaluate.score import paired_p_value
 from espcn_lab.imaging.colour import hr_luma
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.model import build_model
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     cfg = load_config(None, ["model.scale=3", "model.features=[8,4]"])
-    return save_safetensors(build_model(cfg), cfg, DegradationSpec(), tmp_path_factory.mktemp("m") / "m.safetensors")
+    return save_safetensors(build_model(cfg.model), cfg, DegradationSpec(), tmp_path_factory.mktemp("m") / "m.safetensors")
 
 
 def test_bicubic_on_set5_x3_matches_the_published_protocol(model_file, shared_data):
@@ -83,6 +84,6 @@ def test_rgb_models_are_scored_on_y(tmp_path):
     (tmp_path / "set").mkdir()
     Image.fromarray(img).save(tmp_path / "set" / "a.png")
     cfg = load_config(None, ["model.scale=3", "model.channels=3", "model.features=[4]", "model.kernels=[3,3]"])
-    path = save_safetensors(build_model(cfg), cfg, DegradationSpec(), tmp_path / "rgb.safetensors")
+    path = save_safetensors(build_model(cfg.model), cfg, DegradationSpec(), tmp_path / "rgb.safetensors")
     s = evaluate(str(path), {"one": str(tmp_path / "set")}, device="cpu")["datasets"]["one"]
     assert np.isfinite(s["model"]["psnr_y"]) and np.isnan(s["p_value_vs_bicubic"])

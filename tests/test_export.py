@@ -49,11 +49,12 @@ def test_unknown_format_is_one_line(tmp_path):
 
 
 def test_export_to_safetensors_round_trips_a_checkpoint(tmp_path, capsys):
-    from espcn_lab.checkpoint import build_model, load_model
+    from espcn_lab.checkpoint import load_model
     from espcn_lab.config import load_config, to_dict
+    from espcn_lab.model import build_model
 
     cfg = load_config(None, ["model.features=[8,4]", "model.scale=2"])
-    model = build_model(cfg)
+    model = build_model(cfg.model)
     ckpt = tmp_path / "run.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
                 "espcn_lab": {"config": to_dict(cfg), "degradation": {"kind": "bicubic", "sigma": None}}}, ckpt)

@@ -1,15 +1,16 @@
 import numpy as np
 import torch
 
-from espcn_lab.checkpoint import build_model, save_safetensors
+from espcn_lab.checkpoint import save_safetensors
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.evaluate.figures import first_layer_filters, last_layer_filters
 from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.model import build_model
 
 
 def test_last_layer_filters_follow_the_periodic_shuffle():
-    model = build_model(load_config(None, ["model.scale=2", "model.features=[1]", "model.kernels=[1,3]"]))
+    model = build_model(load_config(None, ["model.scale=2", "model.features=[1]", "model.kernels=[1,3]"]).model)
     with torch.no_grad():
         for ch in range(4):  # channel dy*2+dx gets the constant value ch
             model.last.weight[ch] = float(ch)
@@ -21,13 +22,13 @@ def test_last_layer_filters_follow_the_periodic_shuffle():
 
 
 def test_first_layer_filters_shape_and_range():
-    f = first_layer_filters(build_model(load_config(None, [])))
+    f = first_layer_filters(build_model(load_config(None, []).model))
     assert f.shape == (64, 5, 5) and f.min() >= 0 and f.max() <= 1
 
 
 def test_figures_cli_writes_pngs_and_paper_bicubic_psnr(tmp_path, shared_data, capsys):
     cfg = load_config(None, ["model.features=[8,4]"])
-    path = save_safetensors(build_model(cfg), cfg, DegradationSpec(), tmp_path / "m.safetensors")
+    path = save_safetensors(build_model(cfg.model), cfg, DegradationSpec(), tmp_path / "m.safetensors")
     try:
         main(["figures", str(path), "-o", str(tmp_path / "figs"), "--set14", str(shared_data / "Set14")])
     except SystemExit as done:

@@ -28,9 +28,9 @@ FAKE_FIT = '''
 import json, os, sys, time
 from pathlib import Path
 import yaml
-from espcn_lab.config import apply_overrides, interpolate
+from espcn_lab.config import load_raw
 assert sys.argv[1] == "fit"
-cfg = interpolate(apply_overrides(yaml.safe_load(open(sys.argv[2])), sys.argv[3:]))
+cfg = load_raw(sys.argv[2], sys.argv[3:])
 run = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
 run.mkdir(parents=True, exist_ok=True)
 with open(os.environ["FAKE_FIT_CALLS"], "a") as f:

@@ -141,13 +141,14 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(inputs):
 
 
 def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
-    from espcn_lab.checkpoint import build_model, save_safetensors
+    from espcn_lab.checkpoint import save_safetensors
     from espcn_lab.imaging.degrade import DegradationSpec
+    from espcn_lab.model import build_model
     from espcn_lab.train.fit import warm_start
     from espcn_lab.train.module import ESPCNModule
 
     donor_cfg = load_config(None, ["model.features=[8,4]"])
-    donor = build_model(donor_cfg)
+    donor = build_model(donor_cfg.model)
     path = save_safetensors(donor, donor_cfg, DegradationSpec(), tmp_path / "donor.safetensors")
     cfg = load_config(None, ["model.features=[8,4]", f"run.init_from={path}"])
     module = ESPCNModule(cfg, DegradationSpec())

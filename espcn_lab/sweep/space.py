@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from espcn_lab.config import ConfigError
+from espcn_lab.errors import ConfigError
 
 _BOUNDED = {"uniform", "q_uniform", "log_uniform", "q_log_uniform", "inv_log_uniform",
             "log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"}

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from espcn_lab.checkpoint import build_model
 from espcn_lab.config import Config, max_time_seconds, to_dict
 from espcn_lab.evaluate.score import score_model
 from espcn_lab.imaging.degrade import DegradationSpec
+from espcn_lab.model import build_model
 from espcn_lab.train.augment import DihedralAugment
 
 PLATEAU_MONITOR = "train/epoch_loss"
@@ -41,7 +41,7 @@ class ESPCNModule(L.LightningModule):
     def __init__(self, cfg: Config, degradation: DegradationSpec, nan_check_every: int = 10):
         super().__init__()
         self.cfg, self.degradation = cfg, degradation
-        self.model = build_model(cfg)
+        self.model = build_model(cfg.model)
         self.nan_check_every = max(1, nan_check_every)
         self._bad_loss = None
         self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
