@@ -39,12 +39,7 @@ from data_prep.sources import (
 from espcn_lab import __version__
 from espcn_lab.errors import UserError
 from espcn_lab.imaging.degrade import DegradationSpec
-from espcn_lab.imaging.read import (
-    DEFAULT_MAX_PIXELS,
-    SkipImage,
-    allow_pixels,
-    decode_rgb,
-)
+from espcn_lab.imaging.read import DEFAULT_MAX_PIXELS, ImageError, read_image
 from espcn_lab.shards.format import encode_sample
 
 # Options that do not change a single output byte (everything else must match to resume a folder).
@@ -230,7 +225,6 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(source, spec: PatchSpec, max_pixels: int) -> None:
     _WORKER.update(source=source, spec=spec, max_pixels=max_pixels)
-    allow_pixels(max_pixels)
 
 
 def process_image(job: tuple) -> tuple:
@@ -238,8 +232,9 @@ def process_image(job: tuple) -> tuple:
     _, split, index, ref, data = job
     spec: PatchSpec = _WORKER["spec"]
     try:
-        rgb = decode_rgb(data if data is not None else _WORKER["source"].fetch(ref), _WORKER["max_pixels"])
-    except SkipImage as skip:
+        rgb = read_image(data if data is not None else _WORKER["source"].fetch(ref), grey="rgb",
+                         max_pixels=_WORKER["max_pixels"]).pixels
+    except ImageError as skip:
         return "skip", skip.reason, skip.message
     except OSError as err:
         return "skip", "unreadable", str(err)

@@ -16,8 +16,8 @@ from typing import Iterator
 import numpy as np
 
 from espcn_lab.errors import UserError
+from espcn_lab.imaging.read import check_regular_file, is_image_file
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 IMAGENET_DEFAULT_IMAGES = 50_000  # the paper's "50,000 randomly selected ImageNet images"
 
 
@@ -35,7 +35,7 @@ def _digest(refs: list[str]) -> str:
 
 
 class FolderSource:
-    """Any folder tree of jpg/png/bmp/webp/tiff, or the ILSVRC layout (``train/<wnid>/*.JPEG``)."""
+    """Any folder tree of images (every format Pillow reads), or the ILSVRC layout (``train/<wnid>/*.JPEG``)."""
 
     kind = "folder"
     random_access = True
@@ -57,18 +57,21 @@ class FolderSource:
             if self.imagenet and len(rel.parts) != 1:  # ImageNet: only files inside class folders
                 continue
             for name in filenames:
-                if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                if is_image_file(Path(name)):
                     refs.append((rel / name).as_posix())
                 else:
                     ignored += 1
         refs.sort()
         if not refs:
             layout = "class folders (train/<wnid>/*.JPEG)" if self.imagenet else "any folder tree"
-            raise UserError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {self.root} [{layout}]")
+            raise UserError(f"no images (any format Pillow reads) found in {self.root} [{layout}]")
         return Listing(refs, ignored, _digest(refs))
 
     def fetch(self, ref: str) -> bytes:
-        return (self.root / ref).read_bytes()
+        """The file's bytes; a FIFO or device named like an image is refused (ImageError), never read."""
+        path = self.root / ref
+        check_regular_file(path)
+        return path.read_bytes()
 
     def describe(self) -> dict:
         return {"kind": self.kind, "root": str(self.root)}

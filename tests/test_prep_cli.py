@@ -16,7 +16,7 @@ from PIL import Image
 from espcn_lab.cli import main
 from espcn_lab.imaging.colour import rgb_to_y
 from espcn_lab.imaging.degrade import degrade, modcrop
-from espcn_lab.imaging.read import decode_rgb
+from espcn_lab.imaging.read import read_image
 from espcn_lab.shards.format import decode_pair, read_manifest
 
 GOOD = 8  # good JPEGs per class, 2 classes
@@ -88,7 +88,7 @@ def test_imagenet_tree_counts_determinism_and_webdataset(imagenet, tmp_path, cap
         lq, gt = decode_pair(sample)
         meta = sample["json"]
         assert lq.dtype == np.uint8 and lq.shape[1:] == (17, 17) and gt.shape[1:] == (51, 51)
-        hr = rgb_to_y(modcrop(decode_rgb((imagenet / "train" / meta["source"]).read_bytes()), 3))
+        hr = rgb_to_y(modcrop(read_image(imagenet / "train" / meta["source"], grey="rgb").pixels, 3))
         y, x = meta["positions"][-1]
         assert np.array_equal(gt[-1], hr[3 * y:3 * y + 51, 3 * x:3 * x + 51])
         assert np.array_equal(lq[-1], degrade(hr, 3)[y:y + 17, x:x + 17])

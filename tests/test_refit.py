@@ -167,3 +167,28 @@ def test_refit_without_data_is_one_line(tmp_path, capsys):
         main(["refit", "x3", "-o", str(tmp_path / "o.safetensors")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "--image-dir" in err and err.strip().count("\n") == 0
+
+
+def test_refit_sees_the_pixels_prep_cut_its_shards_from(tmp_path, rng):
+    """One reader: an EXIF-rotated, half-transparent image gives refit exactly the HR that prep's pairs come from."""
+    from PIL import Image
+
+    from data_prep import PrepOptions, run_prep
+    from espcn_lab.imaging.degrade import degrade
+    from espcn_lab.shards.reader import open_shard, stacks_from_tar
+    from espcn_lab.train.refit import image_pairs
+
+    rgba = np.concatenate([rng.integers(0, 256, (60, 90, 3)), np.full((60, 90, 1), 128)], -1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated: 90 wide x 60 high on disk, 60 x 90 to a viewer
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(rgba).save(folder / "odd.png", exif=exif)
+    run_prep(PrepOptions(out=tmp_path / "s", scale=3, image_dir=folder, workers=1, progress=False))
+    with open_shard(str(tmp_path / "s" / "train-000000.tar")) as stream:
+        lq_patches, gt_patches = next(stacks_from_tar(stream))
+    skipped: list[str] = []
+    lq, hr = next(image_pairs([folder / "odd.png"], 3, 1, DegradationSpec(), skipped))
+    assert not skipped and hr.shape == (1, 90, 60)  # rotated as a viewer shows it
+    assert np.array_equal(gt_patches[0], hr[0, :51, :51]) and np.array_equal(lq[0], degrade(hr[0], 3))
+    assert np.array_equal(lq_patches[0], lq[0, :17, :17])

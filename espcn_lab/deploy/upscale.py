@@ -15,6 +15,7 @@ import numpy as np
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.video import is_video, upscale_video
 from espcn_lab.errors import UserError
+from espcn_lab.imaging.read import DEFAULT_MAX_PIXELS, is_image_file, read_image
 
 
 @dataclass
@@ -25,20 +26,13 @@ class UpscaleReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _image_exts() -> set[str]:
-    from PIL import Image
-
-    return set(Image.registered_extensions())
-
-
 def collect_inputs(paths: list[Path]) -> list[Path]:
     """Files as given; folders expand to their image and video files in name order (not recursive)."""
-    exts = _image_exts()
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and (p.suffix.lower() in exts or is_video(p)))
+                           and (is_image_file(p) or is_video(p)))
             if not found:
                 raise UserError(f"{path}: no images or videos in this folder")
             files += found
@@ -64,23 +58,13 @@ def output_paths(inputs: list[Path], output: Path | None, scale: int) -> list[Pa
     return [output]
 
 
-def load_image(path: Path) -> tuple[np.ndarray, dict]:
-    """Any Pillow image -> ((H, W) or (H, W, C) uint8 with C in 2..4, save options), EXIF orientation applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            icc = img.info.get("icc_profile")
-            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            if img.mode not in ("L", "LA", "RGB", "RGBA"):
-                img = img.convert("RGBA" if has_alpha else "RGB")
-            arr = np.asarray(img)
-    except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image Pillow can read") from None
-    except OSError as err:
-        raise UserError(f"{path}: cannot read image ({err})") from None
-    return arr, ({"icc_profile": icc} if icc else {})
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, dict]:
+    """An image file -> ((H, W) or (H, W, C) uint8 with C in 2..4, save options): the one reader, alpha kept."""
+    decoded = read_image(path, alpha="keep", max_pixels=max_pixels)
+    if decoded.frames > 1:
+        raise UserError(f"{path}: an animated or multi-page image ({decoded.frames} frames); upscale it as a video "
+                        f"(e.g. ffmpeg -i {path.name} {path.stem}.mkv) or save the frame you want as a PNG")
+    return decoded.pixels, ({"icc_profile": decoded.icc_profile} if decoded.icc_profile else {})
 
 
 def save_image(arr: np.ndarray, path: Path, options: dict) -> None:

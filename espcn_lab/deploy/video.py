@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from espcn_lab.errors import UserError
+from espcn_lab.imaging.read import list_images, read_image
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".y4m", ".avi", ".webm", ".m4v")
 
@@ -44,14 +45,8 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     """RGB frames (H, W, 3) uint8 of a video file, or of a folder of images in name order."""
     path = Path(path)
     if path.is_dir():
-        from PIL import Image
-
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in Image.registered_extensions())
-        if not files:
-            raise UserError(f"{path}: no image frames in this folder")
-        for file in files:
-            with Image.open(file) as img:
-                yield np.asarray(img.convert("RGB"))
+        for file in list_images(path):
+            yield read_image(file, grey="rgb").pixels
         return
     with _open(path) as container:
         if not container.streams.video:

@@ -17,7 +17,7 @@ from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.evaluate.protocol import make_eval_pair
 from espcn_lab.evaluate.score import network_pass
 from espcn_lab.imaging.degrade import degrade, modcrop, upscale_bicubic
-from espcn_lab.imaging.read import list_hr_files, read_hr
+from espcn_lab.imaging.read import list_images, read_hr
 
 FIG5_IMAGES = ("baboon", "comic", "monarch")
 
@@ -111,7 +111,7 @@ def write_figures(loaded: LoadedModel, set14_dir: str | Path | None, out_dir: st
                               f"last-layer filters after periodic shuffle (x{s})")),
     }
     if set14_dir is not None:
-        files = {p.stem: p for p in list_hr_files(set14_dir)}
+        files = {p.stem: p for p in list_images(set14_dir)}
         for name in FIG5_IMAGES:
             if name in files:
                 result[f"fig5_{name}"] = comparison_png(loaded, files[name], out / f"fig5_{name}.png")

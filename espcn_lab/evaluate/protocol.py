@@ -17,7 +17,7 @@ import numpy as np
 
 from espcn_lab.imaging.colour import hr_luma, network_hr
 from espcn_lab.imaging.degrade import DegradationSpec, degrade, modcrop
-from espcn_lab.imaging.read import list_hr_files, read_hr
+from espcn_lab.imaging.read import list_images, read_hr
 from espcn_lab.shards.format import MANIFEST_NAME
 from espcn_lab.shards.locate import held_out_images
 
@@ -48,7 +48,7 @@ def hr_images(spec: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], int |
     path = Path(spec)
     if is_video(path):
         return named_frames(path)
-    files = held_out_images(path) if (path / MANIFEST_NAME).is_file() else list_hr_files(path)
+    files = held_out_images(path) if (path / MANIFEST_NAME).is_file() else list_images(path)
     return ((f.stem, read_hr(f)) for f in files), len(files)
 
 

@@ -165,11 +165,11 @@ def image_pairs(paths: list[Path], scale: int, channels: int, degradation, skipp
     """
     from espcn_lab.imaging.colour import network_hr
     from espcn_lab.imaging.degrade import degrade, modcrop
-    from espcn_lab.imaging.read import read_hr
+    from espcn_lab.imaging.read import read_image
 
     for path in paths:
         try:
-            hr = read_hr(path)
+            hr = read_image(path, grey="rgb").pixels  # exactly the pixels prep cuts its shards from
         except UserError:
             skipped.append(str(path))
             continue
@@ -193,7 +193,7 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     from tqdm import tqdm
 
     from espcn_lab.checkpoint import load_model, save_safetensors
-    from espcn_lab.imaging.read import list_hr_files
+    from espcn_lab.imaging.read import list_images
     from espcn_lab.shards.locate import (
         check_manifest,
         degradation_from_manifest,
@@ -221,7 +221,7 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     if max_pairs is not None and max_pairs < 1:
         raise UserError(f"--max-pairs must be at least 1, got {max_pairs}")
     augment = loaded.config.data.augment if augment is None else augment
-    images = [path for folder in image_dirs for path in list_hr_files(folder)]  # fails early on a missing folder
+    images = [path for folder in image_dirs for path in list_images(folder)]  # fails early on a missing folder
     total += len(images)
     total = min(total, max_pairs) if max_pairs else total
     skipped: list[str] = []
