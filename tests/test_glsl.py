@@ -156,32 +156,36 @@ def lively(model: ESPCN, lq: torch.Tensor) -> ESPCN:
     return model
 
 
-def seeded(scale: int, features, kernels, activation: str, seed: int = 0, per_channel_prelu: bool = False) -> ESPCN:
+def seeded(scale: int, features, kernels, activation: str, variant: str = "", seed: int = 0) -> ESPCN:
+    """A seeded model; ``variant`` swaps in modules the platform can also produce: learned per-channel
+    PReLU slopes ("per_channel") or GELU's tanh form ("tanh_form")."""
     torch.manual_seed(seed)
     model = ESPCN(scale, 1, features, kernels, activation).eval()
-    if per_channel_prelu:  # learned slopes, one per channel
-        for i, conv in enumerate(model.conv_layers()[:-1]):
+    for i, conv in enumerate(model.conv_layers()[:-1]):
+        if variant == "per_channel":
             model.body[2 * i + 1] = nn.PReLU(conv.out_channels)
             model.body[2 * i + 1].weight.data.uniform_(0.05, 0.5)
-    elif activation == "prelu":
-        for act in model.body[1::2]:
-            act.weight.data.fill_(0.17)
+        elif variant == "tanh_form":
+            model.body[2 * i + 1] = nn.GELU(approximate="tanh")
+        elif activation == "prelu":
+            model.body[2 * i + 1].weight.data.fill_(0.17)
     return model
 
 
-ARCHITECTURES = {  # name -> (scale, features, kernels, activation, per-channel prelu)
-    "paper_x3_tanh": (3, (64, 32), (5, 3, 3), "tanh", False),  # layer 2 reads 16 textures: 2 passes each
-    "wide_x2_relu": (2, (128, 8), (3, 3, 3), "relu", False),  # 32 input textures: 3 passes each
-    "deep_x4_elu": (4, (6, 10, 3), (7, 1, 3, 5), "elu", False),  # 4 layers, widths not multiples of 4
-    "shallow_x2_gelu": (2, (8,), (9, 3), "gelu", False),
-    "x3_prelu_per_channel": (3, (12, 8), (5, 3, 3), "prelu", True),
-    **{f"x3_{name}": (3, (8, 4), (5, 3, 3), name, False) for name in ACTIVATIONS},
+ARCHITECTURES = {  # name -> (scale, features, kernels, activation, variant)
+    "paper_x3_tanh": (3, (64, 32), (5, 3, 3), "tanh", ""),  # layer 2 reads 16 textures: 2 passes each
+    "wide_x2_relu": (2, (128, 8), (3, 3, 3), "relu", ""),  # 32 input textures: 3 passes each
+    "deep_x4_elu": (4, (6, 10, 3), (7, 1, 3, 5), "elu", ""),  # 4 layers, widths not multiples of 4
+    "shallow_x2_gelu": (2, (8,), (9, 3), "gelu", ""),
+    "x3_prelu_per_channel": (3, (12, 8), (5, 3, 3), "prelu", "per_channel"),
+    "x3_gelu_tanh_form": (3, (8, 4), (5, 3, 3), "gelu", "tanh_form"),
+    **{f"x3_{name}": (3, (8, 4), (5, 3, 3), name, "") for name in ACTIVATIONS},
 }
 
 
 def build(name: str, lq: torch.Tensor) -> ESPCN:
-    scale, features, kernels, act, per_channel = ARCHITECTURES[name]
-    return lively(seeded(scale, features, kernels, act, per_channel_prelu=per_channel), lq)
+    scale, features, kernels, act, variant = ARCHITECTURES[name]
+    return lively(seeded(scale, features, kernels, act, variant), lq)
 
 
 # ---------------------------------------------------------------- unit tests
