@@ -260,16 +260,17 @@ def _print_bench(report: dict) -> None:
 def export(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write, e.g. espcn_x3.onnx.")],
-    format: Annotated[str, typer.Option("--format", help="onnx (dynamic batch, height, width) or safetensors (weights + config, as the shipped models).")] = "onnx",
+    format: Annotated[str, typer.Option("--format", help="onnx (dynamic batch, height, width), safetensors (weights + config, as the shipped models) or glsl (an mpv / libplacebo user shader on the luma plane, e.g. mpv --glsl-shaders=espcn_x3.glsl; Y-only models; see docs/glsl.md).")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-    check: Annotated[bool, typer.Option(help="Compare ONNX Runtime against PyTorch on seeded inputs.")] = True,
+    check: Annotated[bool, typer.Option(help="Compare the exported model against PyTorch (onnx, safetensors).")] = True,
 ) -> None:
-    """Export a model for deployment (ONNX, or safetensors) and check it against PyTorch."""
+    """Export a model for deployment (ONNX, safetensors, or an mpv GLSL shader); ONNX and safetensors are checked against PyTorch."""
     from espcn_lab.checkpoint import load_model
     from espcn_lab.deploy.export import export_model
 
     result = export_model(load_model(model), output, format, opset, check)
-    line = f"wrote {result['path']} ({result['bytes']:,} bytes" + (f", opset {result['opset']})" if "opset" in result else ")")
+    detail = f", opset {result['opset']}" if "opset" in result else f", {result['passes']} passes" if "passes" in result else ""
+    line = f"wrote {result['path']} ({result['bytes']:,} bytes{detail})"
     if "parity" in result:
         p = result["parity"]
         line += f"; parity vs PyTorch: max |diff| {p['max_abs_diff_255']:.2e} (0-255), PSNR {p['psnr_db']:.1f} dB"

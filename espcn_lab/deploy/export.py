@@ -1,4 +1,5 @@
-"""``espcn-lab export``: ONNX (dynamic batch, height and width) or safetensors, checked against PyTorch.
+"""``espcn-lab export``: ONNX (dynamic batch, height and width) or safetensors, checked against PyTorch,
+or an mpv / libplacebo user shader (``glsl``, written by ``deploy.glsl``).
 
 The resolved config travels as ONNX metadata (``espcn_lab`` = JSON of config and degradation) so the
 file is self-describing.
@@ -19,7 +20,7 @@ from espcn_lab.deploy.onnx import OPSET, clone_fp32, onnx_bytes
 from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
-FORMATS = ("onnx", "safetensors")
+FORMATS = ("onnx", "safetensors", "glsl")
 
 
 def parity(model: ESPCN, onnx_model: bytes, sizes: tuple[tuple[int, int], ...] = ((37, 53), (64, 48)),
@@ -46,9 +47,15 @@ def parity(model: ESPCN, onnx_model: bytes, sizes: tuple[tuple[int, int], ...] =
 
 def export_model(loaded: LoadedModel, path: str | Path, fmt: str = "onnx", opset: int = OPSET,
                  check: bool = True) -> dict:
-    """Write ``loaded`` to ``path`` in ``fmt``; return {path, bytes, parity?}. Parity must reach 60 dB."""
+    """Write ``loaded`` to ``path`` in ``fmt``; return {path, bytes, format, parity? | passes}.
+
+    ONNX parity must reach 60 dB. A GLSL shader has no runtime here to check it against (``check`` does
+    not apply); tests/test_glsl.py renders it through mpv.
+    """
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "glsl":
+        return _export_glsl(loaded, Path(path))
     if fmt == "safetensors":  # weights + config, no code: how shipped models (x2, x3, x4) are stored
         from espcn_lab.checkpoint import load_model, save_safetensors
 
@@ -73,3 +80,12 @@ def export_model(loaded: LoadedModel, path: str | Path, fmt: str = "onnx", opset
         if result["parity"]["psnr_db"] < 60:
             raise UserError(f"{path}: exported model disagrees with PyTorch ({result['parity']})")
     return result
+
+
+def _export_glsl(loaded: LoadedModel, path: Path) -> dict:
+    from espcn_lab.deploy.glsl import make_shader
+
+    shader = make_shader(loaded.model, source=Path(loaded.source).name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(shader.text)
+    return {"path": str(path), "bytes": path.stat().st_size, "format": "glsl", "passes": shader.passes}
