@@ -30,14 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests._mpv: the mpv driver the tests use
-
-from espcn_lab.checkpoint import load_model  # noqa: E402
-from espcn_lab.deploy.glsl import make_shader  # noqa: E402
-from espcn_lab.evaluate.metrics import psnr_y  # noqa: E402
-from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr, to_uint8  # noqa: E402
-from espcn_lab.imaging.degrade import degrade  # noqa: E402
-from tests import _mpv  # noqa: E402
+from espcn_lab.checkpoint import load_model
+from espcn_lab.deploy import mpv as _mpv
+from espcn_lab.deploy.glsl import make_shader
+from espcn_lab.evaluate.metrics import psnr_y
+from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr, to_uint8
+from espcn_lab.imaging.degrade import degrade
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ESPCN_LAB_DATA", ROOT.parent / "shared" / "data"))

@@ -21,13 +21,13 @@ from PIL import Image
 from torch import nn
 
 from espcn_lab.checkpoint import load_model
+from espcn_lab.deploy import mpv as _mpv
 from espcn_lab.deploy.glsl import MAX_BINDS, glsl_float, make_shader
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.errors import UserError
 from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr, to_uint8
 from espcn_lab.model import ACTIVATIONS, ESPCN
-from tests import _mpv
 from tests._models import save_model
 
 

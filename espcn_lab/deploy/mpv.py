@@ -1,6 +1,7 @@
 """Render one YUV frame through a real mpv, headless: Xvfb plus Mesa's software OpenGL (llvmpipe).
 
-Used by tests/test_glsl.py and benchmarks/bench_glsl_mpv.py. mpv draws the frame into a window of
+How an exported shader (``export --format glsl``) is checked against PyTorch and timed: the tests
+(tests/test_glsl.py) and benchmarks/bench_glsl_mpv.py both drive mpv through it. mpv draws the frame into a window of
 exactly the size asked for, and a small Lua script saves what it drew (``screenshot-to-file FILE
 window``) and quits. The options keep mpv from changing values on the way: no dithering, no
 debanding, BT.601 limited-range matrix and identical source/target primaries and transfer, so
@@ -17,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from espcn_lab.imaging.read import read_image
 
 _SHOT_LUA = """
 local out = mp.get_opt("espcn_shot")
@@ -102,4 +104,4 @@ def render(display: str, video: Path, size: tuple[int, int], out: Path, shaders:
     if done.returncode != 0 or not out.exists():
         tail = "\n".join(line for line in text.splitlines() if "error" in line.lower())[-2000:]
         raise RuntimeError(f"mpv failed (exit {done.returncode}): {done.stderr[-1000:]}\n{tail}")
-    return np.asarray(Image.open(out).convert("RGB")), text
+    return read_image(out, grey="rgb").pixels, text
