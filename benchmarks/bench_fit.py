@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from espcn_lab.paths import shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def plain_loop(cfg, urls, device, steps: int, warmup: int) -> float:
@@ -71,8 +71,7 @@ def lightning_fit(cfg, device, steps: int, warmup: int, run_dir: Path) -> float:
 
 
 def main() -> None:
-    from _shards import t91_images, write_shards
-
+    from data_prep import PrepOptions, run_prep
     from espcn_lab.config import load_config
     from espcn_lab.shards.locate import resolve_shards
 
@@ -83,8 +82,9 @@ def main() -> None:
     p.add_argument("--features", default="64,32")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    data = ROOT.parent / "shared" / "data"
-    shards = args.shards or write_shards(tmp / "t91", t91_images(data, 91), scale=3, n_shards=4)
+    data = shared_data()
+    shards = args.shards or run_prep(PrepOptions(out=tmp / "t91", scale=3, image_dir=data / "T91", images_per_shard=23,
+                                                 progress=False)) and tmp / "t91"
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     warmup = 10
     cfg = load_config("configs/smoke.yaml", [

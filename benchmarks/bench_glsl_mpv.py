@@ -36,9 +36,10 @@ from espcn_lab.deploy.glsl import make_shader
 from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.imaging.colour import rgb_to_y, rgb_to_ycbcr, to_uint8
 from espcn_lab.imaging.degrade import degrade
+from espcn_lab.paths import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ESPCN_LAB_DATA", ROOT.parent / "shared" / "data"))
+DATA = shared_data()
 RESULTS, FIGURES = ROOT / "benchmarks" / "results", ROOT / "docs" / "figures"
 # mpv's catmull_rom is the Keys cubic (a = -0.5) of MATLAB's bicubic: 54 dB PSNR-Y against
 # imaging.degrade.upscale_bicubic on the figure's crop. (mpv 0.35's own "bicubic" is B=1, C=0, a blur,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from espcn_lab.paths import shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 GOAL = 200_000
 
 
@@ -81,7 +80,7 @@ def build(tmp: Path, images: int) -> dict[str, Path]:
     from data_prep import PrepOptions, run_prep
 
     out = {}
-    t91 = ROOT.parent / "shared" / "data" / "T91"
+    t91 = shared_data() / "T91"
     run_prep(PrepOptions(out=tmp / "t91", scale=3, image_dir=t91, workers=1, progress=False))
     out["t91"] = tmp / "t91"
     src = tmp / "imagenet" / "train"

@@ -19,9 +19,10 @@ from pathlib import Path
 from PIL import Image
 
 from data_prep import PrepOptions, run_prep
+from espcn_lab.paths import shared_data
 
 GOAL = 100.0  # images/s on this 2-core machine
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "BSD200"
+DATA = shared_data() / "BSD200"
 
 
 def make_jpegs(folder: Path, count: int) -> None:

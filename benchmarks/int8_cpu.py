@@ -26,8 +26,9 @@ from espcn_lab.deploy.onnx import onnx_bytes, ort_session
 from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.evaluate.protocol import make_eval_pair
 from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.paths import shared_data
 
-DATA = Path("../shared/data")
+DATA = shared_data()
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -24,6 +24,7 @@ from espcn_lab.evaluate.run import evaluate, parse_datasets
 from espcn_lab.imaging.colour import rgb_to_y
 from espcn_lab.imaging.degrade import DegradationSpec, degrade, modcrop, upscale_bicubic
 from espcn_lab.imaging.read import iter_hr_images
+from espcn_lab.paths import peer_models
 
 PEERS = {"OpenCV ESPCN": ("ESPCN", "ESPCN_x{s}.pb", "espcn"),
          "OpenCV FSRCNN": ("FSRCNN", "FSRCNN_x{s}.pb", "fsrcnn"),
@@ -59,7 +60,7 @@ def score_peer(upsample, folder: str, scale: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", required=True, help="NAME=DIR of HR images")
-    parser.add_argument("--peers", type=Path, default=Path("../shared/data/peers/opencv_dnn_superres"))
+    parser.add_argument("--peers", type=Path, default=peer_models())
     parser.add_argument("--ours", action="append", default=[], help="x2|x3|x4 or a checkpoint (repeatable)")
     parser.add_argument("--scales", default="2,3,4")
     parser.add_argument("--json", type=Path)

@@ -200,6 +200,12 @@ def upscale(
         raise typer.Exit(1)
 
 
+def _peer_models() -> Path:
+    from espcn_lab.paths import peer_models
+
+    return peer_models()
+
+
 @app.command()
 def bench(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
@@ -213,7 +219,7 @@ def bench(
     budget: Annotated[float, typer.Option(help="Stop timing a figure after this many seconds (at least 3 calls).")] = 10.0,
     baselines: Annotated[bool, typer.Option(help="Also time bicubic, SRCNN 9-5-5, deconvolution, stock PyTorch, OpenCV.")] = True,
     peer_models: Annotated[Path, typer.Option(
-        help="Folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (directly or under ESPCN/).")] = Path("../shared/data/peers/opencv_dnn_superres"),
+        help="Folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (directly or under ESPCN/).")] = _peer_models(),
     pipeline: Annotated[bool, typer.Option(
         help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,

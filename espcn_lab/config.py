@@ -22,6 +22,7 @@ import yaml
 
 from espcn_lab.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class ModelConfig:  # what the keys mean and which combinations are valid: espcn_lab.model
     scale: int = 3

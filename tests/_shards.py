@@ -1,60 +1,43 @@
-"""Tiny shard folders for tests and benchmarks, written with the shard contract (until prep is used).
+"""Tiny shard folders for tests and benchmarks, made by the real prep path (``data_prep.run_prep``) from
+images saved as PNG files, and the pairs prep cuts from one image (``data_prep.patches.extract_pairs``).
 
-Pairs come from real HR images (or seeded noise) degraded with ``imaging.degrade``, cut into 17x17
+Pairs come from real HR images (or seeded noise) degraded with ``imaging.degrade.degrade``, cut into 17x17
 LR patches with stride 14 (the paper's 5-3-3 layout), so a model trained on them really learns SR.
 """
 
 from __future__ import annotations
 
-import json
-import tarfile
+import math
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from espcn_lab.imaging.colour import hr_luma
-from espcn_lab.imaging.degrade import DegradationSpec, degrade, modcrop
+from data_prep import PrepOptions, run_prep
+from data_prep.patches import PatchSpec, extract_pairs
+from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.imaging.read import iter_hr_images
-from espcn_lab.shards.format import (
-    FORMAT_VERSION,
-    add_members,
-    encode_sample,
-    shard_name,
-)
 
 
-def patch_stack(hr: np.ndarray, scale: int, degradation: DegradationSpec, patch: int = 17, stride: int = 14):
-    """HR image -> (n, 17, 17) LR and (n, 17s, 17s) HR uint8 patch stacks (Y, or RGB with a last axis)."""
-    hr = modcrop(hr, scale)
-    lq = degrade(hr, scale, degradation)
-    ys = range(0, lq.shape[0] - patch + 1, stride)
-    xs = range(0, lq.shape[1] - patch + 1, stride)
-    lq_p = [lq[y:y + patch, x:x + patch] for y in ys for x in xs]
-    gt_p = [hr[y * scale:(y + patch) * scale, x * scale:(x + patch) * scale] for y in ys for x in xs]
-    return np.stack(lq_p), np.stack(gt_p)
+def patch_stack(rgb: np.ndarray, scale: int, degradation: DegradationSpec = DegradationSpec()):
+    """(H, W, 3) RGB image -> its (n, 17, 17) LR and (n, 17s, 17s) HR uint8 Y patch stacks, as prep cuts them."""
+    lq, gt, _ = extract_pairs(rgb, PatchSpec(scale=scale, degradation=degradation))
+    return lq, gt
 
 
 def write_shards(folder: Path, images: list[np.ndarray], scale: int = 3, n_shards: int = 2,
                  degradation: DegradationSpec = DegradationSpec(), channels: str = "y",
                  manifest: bool = True) -> Path:
-    """Write ``train-%06d.tar`` shards (one sample per image, round robin) and a manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shards = [{"name": shard_name("train", i), "samples": 0, "pairs": 0, "sha256": ""} for i in range(n_shards)]
-    tars = [tarfile.open(folder / s["name"], "w") for s in shards]
+    """``espcn-lab prep`` of ``images`` (saved as PNGs beside ``folder``) into ``n_shards`` shards."""
+    source = folder.parent / f"{folder.name}-images"
+    source.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
-        img = hr_luma(img) if channels == "y" else img
-        lq, gt = patch_stack(img, scale, degradation)
-        add_members(tars[i % n_shards], encode_sample(f"img{i:05d}", lq, gt, {"source": f"img{i}"}))
-        shards[i % n_shards]["samples"] += 1
-        shards[i % n_shards]["pairs"] += len(lq)
-    for tar in tars:
-        tar.close()
-    if manifest:
-        pairs = sum(s["pairs"] for s in shards)
-        doc = {"format_version": FORMAT_VERSION, "tool": "espcn-lab", "scale": scale, "channels": channels,
-               "lq_patch": 17, "gt_patch": 17 * scale, "stride": 14, "degradation": degradation.to_dict(),
-               "splits": {"train": {"images": len(images), "pairs": pairs, "samples": len(images), "shards": shards}}}
-        (folder / "manifest.json").write_text(json.dumps(doc, indent=1))
+        Image.fromarray(img).save(source / f"img{i:05d}.png")
+    run_prep(PrepOptions(out=folder, scale=scale, image_dir=source, channels=channels, degradation=degradation.kind,
+                         sigma=degradation.sigma, images_per_shard=math.ceil(len(images) / n_shards), workers=1,
+                         progress=False))
+    if not manifest:
+        (folder / "manifest.json").unlink()
     return folder
 
 

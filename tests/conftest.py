@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("ESPCN_LAB_DATA", ROOT.parent / "shared" / "data"))
+from espcn_lab import paths
+
+SHARED_DATA = paths.shared_data()
 
 
 @pytest.fixture(scope="session")

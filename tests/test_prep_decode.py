@@ -1,14 +1,19 @@
 """THE image reader: unusual but valid images decode right under each policy; broken files are refused with a reason."""
 
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import os
-
-from espcn_lab.imaging.read import ImageError, image_extensions, list_images, read_hr, read_image
+from espcn_lab.imaging.read import (
+    ImageError,
+    image_extensions,
+    list_images,
+    read_hr,
+    read_image,
+)
 
 
 def decode_rgb(data, **kwargs):

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _models import make_model, save_model
+from _shards import noise_images, patch_stack, t91_images, write_shards
 from safetensors.torch import load_file
 
 from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
-from espcn_lab.imaging.colour import hr_luma
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.train.refit import (
     accumulate,
@@ -23,8 +24,6 @@ from espcn_lab.train.refit import (
     solve,
     with_last_layer,
 )
-from tests._models import make_model, save_model
-from tests._shards import noise_images, patch_stack, t91_images, write_shards
 
 
 def _teacher_stacks(student, scale: int, n: int = 48, seed: int = 1):
@@ -53,7 +52,7 @@ def test_normal_equations_give_the_models_own_mse(rng):
     """eq.mse(current layer) equals the MSE of the model's outputs on the same views: the pixel-unshuffle
     order, the padding of the unfold and the bias column all match the network."""
     model, _ = make_model(scale=3, features=(8, 4), kernels=(5, 3, 3), seed=4)
-    lq, gt = patch_stack(hr_luma(noise_images(1, size=96)[0]), 3, DegradationSpec())
+    lq, gt = patch_stack(noise_images(1, size=96)[0], 3)
     eq = accumulate(model, [(lq, gt)], augment=True)
     x = torch.from_numpy(lq).float()[:, None] / 255
     y = torch.from_numpy(gt).float()[:, None] / 255
@@ -64,7 +63,7 @@ def test_normal_equations_give_the_models_own_mse(rng):
 
 
 def test_refit_is_a_fixed_point_and_never_worse_on_real_patches(shared_data):
-    stacks = [patch_stack(hr_luma(img), 3, DegradationSpec()) for img in t91_images(shared_data, 4)]
+    stacks = [patch_stack(img, 3) for img in t91_images(shared_data, 4)]
     model = load_model("x3").model
     once, first = refit_last_layer(model, stacks)
     twice, second = refit_last_layer(once, stacks)

@@ -24,11 +24,12 @@ from torch import nn
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.ops import bicubic_upsample
 from espcn_lab.model import ESPCN
+from espcn_lab.paths import peer_models
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 
 
-PEER_MODELS = Path("../shared/data/peers/opencv_dnn_superres")
+PEER_MODELS = peer_models()
 
 
 def measure(fn: Callable[[int], object], device: torch.device, warmup: int = 3, runs: int = 20,
