@@ -38,3 +38,14 @@ def test_figures_cli_writes_pngs_and_paper_bicubic_psnr(tmp_path, shared_data, c
                      "fig5_monarch.png"]
     out = capsys.readouterr().out
     assert "fig5_baboon: bicubic 23.21 dB" in out and "fig5_comic: bicubic 23.12 dB" in out  # the paper's Fig. 5
+
+
+def test_filter_mosaic_places_each_normalised_filter_on_white():
+    from espcn_lab.evaluate.figures import filter_mosaic
+
+    filters = first_layer_filters(build_model(load_config(None, ["model.features=[5,4]"]).model))  # 5 of 5x5
+    mosaic = filter_mosaic(filters, zoom=1)
+    assert mosaic.shape == (2 * 6 + 1, 3 * 6 + 1) and mosaic[0].min() == 255 and mosaic[:, 0].min() == 255
+    first = mosaic[1:6, 1:6]
+    assert first.min() == 0 and first.max() == 255 and np.array_equal(first, np.round(filters[0] * 255))
+    assert filter_mosaic(filters).shape == (4 * 13, 4 * 19)

@@ -46,6 +46,19 @@ def last_layer_filters(model: torch.nn.Module) -> np.ndarray:
     return _normalise(blocks.numpy())
 
 
+def filter_mosaic(filters: np.ndarray, zoom: int = 4) -> np.ndarray:
+    """(n, k, k) filters in [0, 1] -> one (H, W) uint8 mosaic on white, 1 px gaps, ``zoom`` x enlarged
+    (the run folder's filters.png)."""
+    count, k = filters.shape[0], filters.shape[-1]
+    cols = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / cols))
+    grid = np.full((rows * (k + 1) + 1, cols * (k + 1) + 1), 255, np.uint8)
+    for i, w in enumerate(filters):
+        r, c = divmod(i, cols)
+        grid[1 + r * (k + 1):1 + r * (k + 1) + k, 1 + c * (k + 1):1 + c * (k + 1) + k] = np.round(w * 255)
+    return np.kron(grid, np.ones((zoom, zoom), np.uint8))
+
+
 def _grid_png(filters: np.ndarray, path: Path, title: str) -> Path:
     import matplotlib
 

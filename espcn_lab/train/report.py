@@ -43,20 +43,6 @@ def best_validation(run_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in best.items() if k.startswith("val/") and v != ""}
 
 
-def filter_grid(model: ESPCN) -> np.ndarray:
-    """First-layer filters as one (H, W) uint8 mosaic, each filter min-max scaled, 1 px gaps, 4x zoom."""
-    weights = model.conv_layers()[0].weight.detach().float().cpu().mean(dim=1).numpy()  # (F, k, k)
-    count, k = weights.shape[0], weights.shape[-1]
-    cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    grid = np.full((rows * (k + 1) + 1, cols * (k + 1) + 1), 255, np.uint8)
-    for i, w in enumerate(weights):
-        span = float(w.max() - w.min()) or 1.0
-        r, c = divmod(i, cols)
-        grid[1 + r * (k + 1):1 + r * (k + 1) + k, 1 + c * (k + 1):1 + c * (k + 1) + k] = (w - w.min()) / span * 255
-    return np.kron(grid, np.ones((4, 4), np.uint8))
-
-
 def sr_crops(model: ESPCN, val_set, device: torch.device | str, count: int = 3, size: int = 96) -> np.ndarray:
     """Rows of (bicubic | ours | GT) centre crops of the first validation images, as (H, W) uint8 Y."""
     from espcn_lab.evaluate.score import network_pass
@@ -79,7 +65,9 @@ def save_visuals(model: ESPCN, val_set, run_dir: Path, device, loggers) -> None:
     """Write ``samples.png`` and ``filters.png``; send both to W&B when it is one of the loggers."""
     from PIL import Image
 
-    images = {"samples": sr_crops(model, val_set, device), "filters": filter_grid(model)}
+    from espcn_lab.evaluate.figures import filter_mosaic, first_layer_filters
+
+    images = {"samples": sr_crops(model, val_set, device), "filters": filter_mosaic(first_layer_filters(model))}
     for name, img in images.items():
         Image.fromarray(img).save(run_dir / f"{name}.png")
     for logger in loggers:
