@@ -30,3 +30,14 @@ def _offline(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Four shards of 8 seeded noise images cut by prep (gaussian degradation, sigma 1)."""
+    from _shards import noise_images, write_shards
+
+    from espcn_lab.imaging.degrade import DegradationSpec
+
+    return write_shards(tmp_path_factory.mktemp("shards"), noise_images(8), scale=3, n_shards=4,
+                        degradation=DegradationSpec("gaussian", 1.0))

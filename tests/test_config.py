@@ -1,6 +1,7 @@
 import pytest
 
 from espcn_lab.config import ConfigError, check_value, load_config, to_dict
+from espcn_lab.paths import REPO_ROOT
 
 
 def write(tmp_path, text):
@@ -53,7 +54,8 @@ def test_check_value_for_sweeps():
         check_value("model.nope", 1)
 
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
+
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + [ROOT / "espcn_lab" / "assets" / "quickstart.yaml"]
 
 

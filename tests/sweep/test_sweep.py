@@ -15,11 +15,12 @@ import yaml
 
 from espcn_lab.cli import main
 from espcn_lab.config import ConfigError, load_config
+from espcn_lab.paths import REPO_ROOT
 from espcn_lab.sweep.report import pareto_front
 from espcn_lab.sweep.space import parse_param, parse_parameters
 from espcn_lab.sweep.spec import expand_command, trial_id
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 # A stand-in for `espcn-lab fit CONFIG key=value ...`: applies the overrides like espcn-lab does, then

@@ -1,65 +1,19 @@
-"""Training stream: shard resolution, the fast reader, shuffled batches, equal epochs, validation set."""
+"""Training stream: shuffled batches, the pool, flips/rotations on the device, equal epochs, the DataModule."""
 
-import io
 import itertools
 
 import numpy as np
 import pytest
 import torch
-import webdataset as wds
-from _shards import noise_images, write_shards
 
 from espcn_lab.config import load_config
 from espcn_lab.errors import UserError
 from espcn_lab.imaging.degrade import DegradationSpec
-from espcn_lab.shards.format import decode_pair, npy_bytes
 from espcn_lab.shards.locate import resolve_shards
-from espcn_lab.shards.reader import npy_from_bytes, read_stacks, tar_members
 from espcn_lab.train.augment import DihedralAugment, dihedral_index
 from espcn_lab.train.datamodule import ShardDataModule, ValidationImages
 from espcn_lab.train.pool import PairPool, shuffled_batches
 from espcn_lab.train.stream import BackgroundBatches, train_loader, train_pipeline
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return write_shards(tmp_path_factory.mktemp("shards"), noise_images(8), scale=3, n_shards=4,
-                        degradation=DegradationSpec("gaussian", 1.0))
-
-
-def test_every_spelling_of_train_shards_finds_the_same_files(shards):
-    urls, manifest = resolve_shards(str(shards))
-    assert len(urls) == 4 and manifest["scale"] == 3
-    assert resolve_shards(str(shards / "train-*.tar"))[0] == urls
-    assert resolve_shards(str(shards / "train-{000000..000003}.tar"))[0] == urls
-    assert resolve_shards([urls[0], urls[1]])[0] == urls[:2]
-    assert resolve_shards(f"pipe:cat {urls[0]}") == ([f"pipe:cat {urls[0]}"], None)
-    with pytest.raises(UserError, match="no shards found"):
-        resolve_shards(str(shards / "nope-*.tar"))
-    with pytest.raises(UserError, match="empty"):
-        resolve_shards("")
-
-
-def test_fast_reader_matches_webdataset_decode(shards):
-    urls, _ = resolve_shards(str(shards))
-    ours = list(read_stacks({"url": u} for u in urls))
-    theirs = [decode_pair(s) for s in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())]
-    assert len(ours) == len(theirs) == 8
-    for (lq, gt), (lq2, gt2) in zip(ours, theirs):
-        assert lq.shape[1:] == (17, 17) and gt.shape[1:] == (51, 51)
-        assert np.array_equal(lq, lq2) and np.array_equal(gt, gt2)
-    with open(urls[0], "rb") as f:  # chunk boundaries anywhere (inside headers, payloads, padding) change nothing
-        whole = [(n, bytes(p)) for n, p in tar_members(f)]
-    for chunk in (700, 1024, 4099):
-        with open(urls[0], "rb") as f:
-            assert [(n, bytes(p)) for n, p in tar_members(f, chunk=chunk)] == whole
-    data = open(urls[0], "rb").read()
-    with pytest.raises(EOFError, match="truncated"):
-        list(tar_members(io.BytesIO(data[:len(data) // 2 + 7]), chunk=1000))
-    piped = list(read_stacks([{"url": f"pipe:cat {urls[0]}"}]))
-    assert np.array_equal(piped[0][0], ours[0][0])
-    rgb = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)
-    assert np.array_equal(npy_from_bytes(npy_bytes(rgb)), rgb)
 
 
 def test_shuffled_batches_yield_every_pair_once_and_mix_sources():
