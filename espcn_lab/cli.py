@@ -112,9 +112,7 @@ def fit(
     from espcn_lab.train.fit import fit as fit_run
 
     summary = fit_run(load_config(config, overrides or []))
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    if getattr(rank_zero_only, "rank", 0) == 0:
+    if summary.get("global_rank", 0) == 0:  # under DDP every rank runs this command; one prints
         shown = {k: v for k, v in summary.items() if k in ("status", "epochs", "steps", "val/psnr_y", "val/ssim_y")}
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
         print(f"run: {summary['run_dir']}")

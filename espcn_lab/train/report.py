@@ -82,7 +82,7 @@ def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds:
     scale = model.scale
     macs = multiply_adds(model, math.ceil(1080 / scale), math.ceil(1920 / scale))
     summary: dict[str, Any] = {"status": status, "run_dir": str(run_dir), "epochs": trainer.current_epoch,
-                               "steps": trainer.global_step}
+                               "steps": trainer.global_step, "global_rank": trainer.global_rank}
     if not trainer.is_global_zero:
         return summary
     measured = {"model/params": count_parameters(model), "model/macs_1080p": macs}
