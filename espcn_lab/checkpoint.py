@@ -71,6 +71,35 @@ def _from_payload(payload: dict[str, Any], state: dict[str, torch.Tensor], sourc
     return LoadedModel(model, cfg, DegradationSpec(**payload.get("degradation", {})), source)
 
 
+def _load_error(err: Exception) -> str:
+    """Why ``torch.load`` refused a file, in a few words."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
+        return "damaged or truncated (not a whole checkpoint file)"
+    if "Weights only load failed" in text:
+        return "not written by espcn-lab (it holds Python objects a weights-only load refuses)"
+    return f"not a PyTorch checkpoint ({type(err).__name__}: {text[:120]})"
+
+
+TRAINING_STATE = ("state_dict", "optimizer_states", "loops", "espcn_lab")
+
+
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint written by ``espcn-lab fit`` (weights, optimiser, loops), loaded weights-only;
+    UserError saying what the file is instead (a model file, damaged, something else)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        raise UserError(f"{path} is a model file (weights only), not a training checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"{path}: {_load_error(err)}") from None
+    missing = [k for k in TRAINING_STATE if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: not a training checkpoint of espcn-lab fit (it has no {', '.join(missing)})")
+    return ckpt
+
+
 def load_model(spec: str) -> LoadedModel:
     """``'x3'``, a ``.safetensors`` file or a Lightning ``.ckpt`` -> LoadedModel (eval mode, CPU)."""
     path = _resolve(spec)
@@ -82,9 +111,14 @@ def load_model(spec: str) -> LoadedModel:
                 payload = json.loads((f.metadata() or {})["espcn_lab"])
                 state = {k: f.get_tensor(k) for k in f.keys()}
         else:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:
+                raise UserError(f"{path}: not an espcn-lab model: {_load_error(err)}") from None
             payload = ckpt["espcn_lab"]
             state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    except Exception as err:  # unpickling refused, corrupt file, wrong layout: all mean "not a model"
+    except UserError:
+        raise
+    except Exception as err:  # a corrupt file, the wrong layout: all mean "not a model"
         raise UserError(f"{path}: not an espcn-lab model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
     return _from_payload(payload, state, str(path))

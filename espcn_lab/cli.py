@@ -112,10 +112,12 @@ def fit(
     from espcn_lab.train.fit import fit as fit_run
 
     summary = fit_run(load_config(config, overrides or []))
-    if summary.get("global_rank", 0) == 0:  # under DDP every rank runs this command; one prints
-        shown = {k: v for k, v in summary.items() if k in ("status", "epochs", "steps", "val/psnr_y", "val/ssim_y")}
-        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
-        print(f"run: {summary['run_dir']}")
+    shown = {k: v for k, v in summary.items() if k in ("status", "epochs", "steps", "val/psnr_y", "val/ssim_y")}
+    line = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    if summary.get("global_rank", 0) == 0:  # under DDP every rank runs this command; rank 0 prints the result
+        print(f"{line}\nrun: {summary['run_dir']}")
+    else:  # the others say how they ended, on stderr
+        print(f"espcn-lab: rank {summary['global_rank']}: {line}", file=sys.stderr)
 
 
 @app.command(name="eval")
@@ -379,13 +381,19 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     Click's own usage errors (unknown option, bad value) are already one line plus a usage hint.
     """
-    from espcn_lab.errors import ConfigError, UserError
+    from espcn_lab.errors import ConfigError, Interrupted, RunFailed, UserError
 
     try:
         app(args=argv)
     except (UserError, ConfigError, FileNotFoundError) as err:
         print(f"espcn-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RunFailed as err:
+        print(f"espcn-lab: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except Interrupted as err:  # state saved; 128 + signal number, as a shell reports a signal
+        print(f"espcn-lab: {err}", file=sys.stderr)
+        sys.exit(128 + err.signum)
     except KeyboardInterrupt:
         print("espcn-lab: interrupted", file=sys.stderr)
         sys.exit(130)

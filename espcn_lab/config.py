@@ -77,6 +77,7 @@ class TrainerConfig:
     gradient_clip_val: Optional[float] = None
     max_time: Optional[str] = None  # wall-clock budget "DD:HH:MM:SS"; stops cleanly with checkpoints
     channels_last: bool = True  # NHWC activations: ~3x faster convolutions on CPU (oneDNN), and on GPU tensor cores
+    ddp_timeout_s: int = 300  # strategy=ddp*: a rank waiting this long for the others fails (a dead rank: at once)
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,8 @@ def load_raw(path: str | Path | None, overrides: list[str] = ()) -> dict:
 
 
 def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return f"one of {list(typing.get_args(tp))}"
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    literal = typing.get_origin(tp) is Literal
+    return f"one of {list(typing.get_args(tp))}" if literal else getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _config_error(err: Exception) -> ConfigError:
@@ -248,8 +248,9 @@ def _check_semantics(cfg: Config) -> Config:
     from espcn_lab.model import check_architecture  # deferred: imports torch
 
     check_architecture(cfg.model)
-    if cfg.data.batch_size < 1:
-        raise ConfigError(f"data.batch_size: must be >= 1, got {cfg.data.batch_size}")
+    for key, value in (("data.batch_size", cfg.data.batch_size), ("trainer.ddp_timeout_s", cfg.trainer.ddp_timeout_s)):
+        if value < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {value}")
     if cfg.optim.learning_rate <= 0:
         raise ConfigError(f"optim.learning_rate: must be > 0, got {cfg.optim.learning_rate}")
     if cfg.trainer.max_time is not None:

@@ -106,3 +106,33 @@ def manifest_pairs(manifest: Optional[dict]) -> int:
         return int(manifest["splits"]["train"]["pairs"])
     except (TypeError, KeyError):
         return 0
+
+
+def check_pairs(manifest: Optional[dict], train_shards: str | list[str]) -> None:
+    """A manifest that lists 0 training pairs (every image skipped by prep) is refused: nothing to train on."""
+    train = (manifest or {}).get("splits", {}).get("train", {})
+    if "pairs" in train and int(train["pairs"]) == 0 and (isinstance(train_shards, str) or len(train_shards) == 1):
+        counts = manifest.get("counts", {})
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(counts.get("skipped", {}).items())) or "none"
+        hint = (f" (smaller than one {manifest['gt_patch']}x{manifest['gt_patch']} HR patch)"
+                if "too_small" in counts.get("skipped", {}) and manifest.get("gt_patch") else "")
+        raise UserError(f"data.train_shards: {train_shards} hold 0 training pairs: prep used {counts.get('used', 0)} "
+                        f"of {counts.get('selected', '?')} images (skipped: {skipped}{hint}); rebuild them with espcn-lab prep")
+
+
+def readable_shards(urls: list[str]) -> list[str]:
+    """The shards that can be read, each one that cannot warned about once; UserError when none can.
+
+    Local files are checked by their first block (``reader.shard_problem``); others are read as they come.
+    """
+    from espcn_lab.shards.reader import shard_problem
+
+    problems = {u: p for u in urls if (p := shard_problem(u))}
+    for url, problem in problems.items():
+        warnings.warn(f"skipping shard {url}: {problem}", stacklevel=2)
+    good = [u for u in urls if u not in problems]
+    if not good:
+        url, problem = next(iter(problems.items()))
+        many = f"none of the {len(urls)} shards can be read" if len(urls) > 1 else "the only shard cannot be read"
+        raise UserError(f"data.train_shards: {many} ({url}: {problem}); rebuild them with espcn-lab prep")
+    return good

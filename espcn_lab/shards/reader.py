@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 import webdataset as wds
 
+from espcn_lab.errors import UserError
+
 _BLOCK = 512
 
 
@@ -158,23 +160,82 @@ def _stack(fields: dict[str, memoryview]) -> tuple[np.ndarray, np.ndarray]:
     return (lq[None], gt[None]) if single else (lq, gt)
 
 
-def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """WebDataset url dicts -> stacks of every shard in turn; unreadable shards warn and are skipped.
+class ShardStreamError(UserError):
+    """No training pair came from the shards within the reader's bound (every shard broken or empty).
 
-    Many failures in a row (every shard unreadable) raise instead of spinning forever.
+    Raised inside the training stream; a DataLoader worker hands it to the main process re-raised with
+    its whole traceback as the message, which is cut back here to the one line it started as.
     """
-    failures = 0
+
+    def __init__(self, message: str):
+        last = message.strip().splitlines()[-1] if message.strip() else message
+        prefix = f"{type(self).__module__}.{type(self).__qualname__}: "
+        super().__init__(last[len(prefix):] if "\n" in message.strip() and last.startswith(prefix) else message)
+
+
+# A broken shard is one whose bytes are not a tar of samples (the reader's own errors and numpy's).
+_BROKEN = (OSError, ValueError, EOFError, SyntaxError, KeyError, TypeError)
+_WARNED: set[str] = set()  # shards already reported unreadable by this process
+
+
+def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """WebDataset url dicts -> stacks of every shard in turn; an unreadable shard warns (once) and is skipped.
+
+    A shard that fails or holds no pair is a failure; ``max_failures`` of them in a row (the training
+    stream passes a bound that covers a whole pass over its shards) raise ``ShardStreamError`` instead
+    of looping forever. A shard that breaks part-way still counts as a failure after its good samples.
+    """
+    failures, last = 0, ""
     for item in urls:
-        url = item["url"]
+        url, pairs = item["url"], 0
         try:
             with open_shard(url) as stream:
-                yield from stacks_from_tar(stream)
-            failures = 0
-        except (OSError, ValueError, EOFError) as err:
-            failures += 1
-            warnings.warn(f"skipping shard {url}: {type(err).__name__}: {err}", stacklevel=2)
-            if failures >= max_failures:
-                raise RuntimeError(f"{failures} shards in a row could not be read (last: {url}: {err})") from None
+                for lq, gt in stacks_from_tar(stream):
+                    pairs += len(lq)
+                    yield lq, gt
+            failures, last = (0, last) if pairs else (failures + 1, f"{url}: holds no training pair")
+        except _BROKEN as err:
+            failures, last = failures + 1, f"{url}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            if url not in _WARNED:
+                _WARNED.add(url)
+                warnings.warn(f"skipping unreadable shard {last}", stacklevel=2)
+        if failures >= max_failures:
+            raise ShardStreamError(f"no training pair could be read: {failures} shard reads in a row failed or were "
+                                   f"empty (last: {last}); check data.train_shards or rebuild them with espcn-lab prep")
+
+
+def _header_checksum_ok(header: bytes) -> bool:
+    """The ustar checksum (sum of the block with its checksum field read as spaces) matches."""
+    try:
+        stored = _octal(header[148:156])
+    except ValueError:
+        return False
+    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:])
+
+
+def shard_problem(url: str) -> Optional[str]:
+    """Why a local shard cannot hold samples (missing, empty, not a tar), or None; other urls: None.
+
+    One block is read, so checking every shard before training is cheap; a shard truncated further in
+    is found by ``read_stacks`` when it gets there.
+    """
+    path = _local_path(url)
+    if path is None:
+        return None if ":" in url.split("/", 1)[0] else "no such file"  # pipe:, http://, ... are read as they come
+    try:
+        with open(path, "rb") as f:
+            header = f.read(_BLOCK)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if not header:
+        return "empty file"
+    if len(header) < _BLOCK:
+        return f"not a tar file ({len(header)} bytes)"
+    if header == _ZERO_BLOCK:
+        return "holds no samples (an empty tar)"
+    if not _header_checksum_ok(header):
+        return "not a tar file (its first block is not a tar header)"
+    return None
 
 
 def sample_metadata(url: str) -> Iterator[dict]:

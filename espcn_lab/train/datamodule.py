@@ -5,19 +5,20 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import lightning as L
 import torch
 
 from espcn_lab.config import Config
 from espcn_lab.errors import UserError
-from espcn_lab.evaluate.protocol import hr_images, protocol_pairs
+from espcn_lab.evaluate.protocol import protocol_pairs
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.shards.locate import (
     check_manifest,
+    check_pairs,
     degradation_from_manifest,
     manifest_pairs,
+    readable_shards,
     resolve_shards,
 )
 from espcn_lab.train.stream import train_loader, train_pipeline
@@ -27,8 +28,12 @@ class ValidationImages(torch.utils.data.Dataset):
     """Protocol pairs of every ``data.val_dirs`` set, in config order: item = (set name, EvalPair)."""
 
     def __init__(self, val_dirs: dict[str, str], scale: int, degradation: DegradationSpec, channels: int):
-        self.items = [(name, pair) for name, spec in val_dirs.items()
-                      for pair in protocol_pairs(spec, scale, degradation, channels)]
+        self.items = []
+        for name, spec in val_dirs.items():
+            try:
+                self.items += [(name, pair) for pair in protocol_pairs(spec, scale, degradation, channels)]
+            except UserError as err:
+                raise UserError(f"data.val_dirs.{name}: {err}") from None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -50,33 +55,28 @@ class ShardDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.urls, self.manifest = resolve_shards(cfg.data.train_shards)
         check_manifest(self.manifest, cfg.model.scale, cfg.model.channels)
+        check_pairs(self.manifest, cfg.data.train_shards)
+        self.urls = readable_shards(self.urls)
         self.degradation = degradation_from_manifest(self.manifest)
         self.samples_per_epoch = cfg.data.samples_per_epoch or manifest_pairs(self.manifest)
         if self.samples_per_epoch <= 0:
             raise UserError("data.samples_per_epoch must be set when the shards have no manifest")
         if not cfg.data.val_dirs:
             raise UserError("data.val_dirs is empty: give at least one NAME=folder of HR images (or a shard folder with held-out images)")
-        for name, folder in cfg.data.val_dirs.items():  # fail now, not after the first epoch
-            try:
-                hr_images(folder)
-            except UserError as err:
-                raise UserError(f"data.val_dirs.{name}: {err}") from None
-        self.val_set: Optional[ValidationImages] = None
+        # read now: a missing or unreadable set fails before the run folder is written, not after an epoch
+        self.val_set = ValidationImages(cfg.data.val_dirs, cfg.model.scale, self.degradation, cfg.model.channels)
 
     def batches_per_epoch(self, world_size: int) -> int:
         return max(1, math.ceil(self.samples_per_epoch / (self.cfg.data.batch_size * world_size)))
-
-    def setup(self, stage: str) -> None:
-        if self.val_set is None:
-            c = self.cfg
-            self.val_set = ValidationImages(c.data.val_dirs, c.model.scale, self.degradation, c.model.channels)
 
     def train_dataloader(self):
         d, trainer = self.cfg.data, self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         pipeline = train_pipeline(self.urls, d.batch_size, shuffle_buffer=d.shuffle_buffer, seed=self.cfg.run.seed,
                                   rank=rank, world_size=world)
-        return train_loader(pipeline, d.num_workers, self.batches_per_epoch(world))
+        per_epoch = self.batches_per_epoch(world)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer else 0  # > 0: resumed mid-epoch
+        return train_loader(pipeline, d.num_workers, per_epoch, per_epoch - done if 0 < done < per_epoch else None)
 
     def val_dataloader(self):
         # every rank scores every image (benchmark sets are small), so logged values agree across ranks

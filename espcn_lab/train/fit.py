@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
 from espcn_lab.config import Config, to_dict
-from espcn_lab.errors import UserError
+from espcn_lab.errors import Interrupted, RunFailed, UserError
+from espcn_lab.train.resume import RUN_NAME_ENV, check_resume, resolve_run
 
-RUN_NAME_ENV = "ESPCN_LAB_RUN_NAME"
-
-
-MONITOR = "val/psnr_y"
-
+if TYPE_CHECKING:
+    from espcn_lab.train.signals import StopRequest
 
 # Lightning chatter that says nothing about this run: the run folder holds config.yaml before the
 # loggers start; the LightningModule's batch hook is meant to win; pytree's deprecation; an ad.
@@ -41,39 +40,6 @@ def _quiet_lightning() -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
-
-
-def _default_run_name() -> str:
-    for env, prefix in (("SLURM_JOB_ID", "slurm-"), ("TORCHELASTIC_RUN_ID", "torchrun-")):
-        if os.environ.get(env, "none") != "none":  # every node of a launcher-started job agrees on these
-            return prefix + os.environ[env]
-    return time.strftime("%Y%m%d-%H%M%S")
-
-
-def resolve_run(cfg: Config) -> tuple[Path, Optional[Path]]:
-    """(run folder, checkpoint to resume from or None) for ``run.dir``, ``run.name`` and ``run.resume``."""
-    root, resume = Path(cfg.run.dir), cfg.run.resume
-    name = cfg.run.name or os.environ.get(RUN_NAME_ENV)
-    if resume and resume != "last":
-        ckpt = Path(resume)
-        if not ckpt.is_file():
-            raise UserError(f"run.resume: checkpoint not found: {ckpt}")
-        return (root / name if name else ckpt.parent), ckpt
-    if resume == "last":
-        if name:
-            run_dir = root / name
-        else:
-            runs = sorted((p for p in root.glob("*/last.ckpt")), key=lambda p: p.stat().st_mtime)
-            if not runs:
-                raise UserError(f"run.resume=last: no run with a last.ckpt under {root}")
-            run_dir = runs[-1].parent
-        if not (run_dir / "last.ckpt").is_file():
-            raise UserError(f"run.resume=last: {run_dir / 'last.ckpt'} does not exist")
-        return run_dir, run_dir / "last.ckpt"
-    run_dir = root / (name or _default_run_name())
-    if (run_dir / "last.ckpt").exists():
-        raise UserError(f"{run_dir} already holds a run; pass run.resume=last to continue it or a new run.name")
-    return run_dir, None
 
 
 def wandb_mode(cfg: Config) -> str:
@@ -101,84 +67,142 @@ def _loggers(cfg: Config, run_dir: Path) -> list:
     return loggers
 
 
-def _callbacks(cfg: Config, run_dir: Path) -> list:
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        ModelCheckpoint,
-    )
+def _strategy(t):
+    """``trainer.strategy``; the DDP family waits ``trainer.ddp_timeout_s`` in a collective (torch: 30 min)."""
+    from datetime import timedelta
 
-    best = ModelCheckpoint(dirpath=str(run_dir), filename="best", monitor=MONITOR, mode="max", save_top_k=1,
-                           auto_insert_metric_name=False, enable_version_counter=False)
-    # last.ckpt: the latest state at every validation, and at a stop (max_time, early stopping). Not
-    # `save_last=True` on the callback above: Lightning 2.6 rewrites that file only when the monitored
-    # value improves, which made "last" the best-on-validation checkpoint.
-    last = ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
-                           auto_insert_metric_name=False, enable_version_counter=False)
-    stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False)
-    return [best, last, stop, LearningRateMonitor(logging_interval="epoch")]
+    from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+
+    if isinstance(t.strategy, str) and t.strategy in StrategyRegistry and StrategyRegistry[t.strategy]["strategy"] is DDPStrategy:
+        return DDPStrategy(**StrategyRegistry[t.strategy]["init_params"], timeout=timedelta(seconds=t.ddp_timeout_s))
+    return t.strategy
 
 
-def build_trainer(cfg: Config, run_dir: Path):
-    """The Lightning Trainer for a config (hardware, precision, loggers, checkpoints)."""
+def build_trainer(cfg: Config, run_dir: Path, request: Optional[StopRequest] = None, progress: str = "bar"):
+    """The Lightning Trainer for a config (hardware, precision, loggers, checkpoints written whole, the stop on
+    SIGINT/SIGTERM of ``request``); ``progress`` is ``bar`` (Lightning's) or ``lines`` (steps, ETA)."""
     import lightning as L
+
+    from espcn_lab.train.callbacks import run_callbacks
+    from espcn_lab.train.files import AtomicCheckpointIO
+    from espcn_lab.train.signals import StopRequest
 
     t = cfg.trainer
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=_strategy(t),
         precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps, max_time=t.max_time,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
         check_val_every_n_epoch=cfg.data.val_every_n_epochs, num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the train stream splits itself; every rank scores all val images
-        default_root_dir=str(run_dir), logger=_loggers(cfg, run_dir), callbacks=_callbacks(cfg, run_dir),
-        enable_model_summary=False)
+        default_root_dir=str(run_dir), logger=_loggers(cfg, run_dir), plugins=[AtomicCheckpointIO()],
+        callbacks=run_callbacks(cfg, run_dir, request or StopRequest(), progress),
+        enable_progress_bar=progress == "bar", enable_model_summary=False)
 
 
 def warm_start(module, cfg: Config) -> None:
     """Copy the weights of ``run.init_from`` into the module (same architecture required); optimiser stays fresh."""
     from espcn_lab.checkpoint import load_model
 
-    source = load_model(cfg.run.init_from)
+    try:
+        source = load_model(cfg.run.init_from)
+    except UserError as err:
+        raise UserError(f"run.init_from: {err}") from None
     if source.config.model != cfg.model:
         raise UserError(f"run.init_from: {cfg.run.init_from} is a different network ({source.config.model}) "
                         f"from model.* ({cfg.model})")
     module.model.load_state_dict(source.model.state_dict())
 
 
-def fit(cfg: Config) -> dict[str, Any]:
-    """Train one run from a resolved config; returns the summary (also written to ``summary.json``)."""
+def _write_run_folder(cfg: Config, run_dir: Path, resuming: bool) -> None:
+    """``config.yaml``, and the metrics of the segment before a resume kept as ``metrics.N.csv``."""
+    from espcn_lab.train.files import write_atomic
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        if resuming and (run_dir / "metrics.csv").exists():  # CSVLogger would delete it: keep each segment
+            segment = 1 + len(list(run_dir.glob("metrics.*.csv")))
+            (run_dir / "metrics.csv").rename(run_dir / f"metrics.{segment}.csv")
+    except OSError as err:
+        raise UserError(f"run.dir: cannot write the run folder {run_dir} ({err.strerror})") from None
+
+
+def _lost_peer(err: BaseException, world_size: int) -> Optional[str]:
+    """The first line of a collective's error when another rank of a multi-process run is gone, else None."""
+    import torch.distributed as dist
+
+    text = (str(err).strip().splitlines() or [""])[0]
+    words = ("Connection closed", "Connection reset", "Broken pipe", "timed out", "Timeout", "NCCL", "Gloo", "gloo")
+    if world_size > 1 and (isinstance(err, dist.DistError) or any(w in str(err) for w in words)):
+        return text[:200]
+    return None
+
+
+def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
+    """Train one run from a resolved config; returns the summary (also written to ``summary.json``).
+
+    Nothing is written before the input is checked (shards, validation sets, the checkpoint to resume
+    from). A stop by SIGINT/SIGTERM saves ``last.ckpt`` and raises ``Interrupted`` after the summary; bad
+    data found while training, a folder that refuses writes or a lost rank end with one line too.
+    """
     import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from espcn_lab.train.datamodule import ShardDataModule
+    from espcn_lab.train.files import cannot_write
     from espcn_lab.train.module import ESPCNModule, NonFiniteLossError
+    from espcn_lab.train.report import finish_run
+    from espcn_lab.train.signals import STATUS, StopRequest, StopTraining
 
     _quiet_lightning()
     run_dir, ckpt_path = resolve_run(cfg)
-    datamodule = ShardDataModule(cfg)  # checks shards and validation folders before anything starts
-    os.environ[RUN_NAME_ENV] = run_dir.name
+    datamodule = ShardDataModule(cfg)  # checks shards and validation sets before anything starts
+    if ckpt_path:
+        check_resume(cfg, ckpt_path)  # a refusal leaves the run folder as it is
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
     module = ESPCNModule(cfg, datamodule.degradation, nan_check_every=min(10, cfg.trainer.log_every_n_steps))
     if cfg.run.init_from and not ckpt_path:
         warm_start(module, cfg)
-    trainer = build_trainer(cfg, run_dir)
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_path and (run_dir / "metrics.csv").exists():  # CSVLogger would delete it: keep each segment
-            segment = 1 + len(list(run_dir.glob("metrics.*.csv")))
-            (run_dir / "metrics.csv").rename(run_dir / f"metrics.{segment}.csv")
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    for logger in trainer.loggers:
-        logger.log_hyperparams(to_dict(cfg))
-    status, started = "finished", time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    except NonFiniteLossError as err:
-        status, message = "stopped_nan", str(err)
-    finally:
-        os.environ.pop(RUN_NAME_ENV, None)
-    from espcn_lab.train.report import finish_run
-
-    summary = finish_run(trainer, module, datamodule, run_dir, status, time.perf_counter() - started)
-    if status == "stopped_nan":
-        raise UserError(f"{message}; run stopped (see {run_dir / 'summary.json'})")
+    os.environ[RUN_NAME_ENV] = run_dir.name
+    with StopRequest() as request:
+        trainer = build_trainer(cfg, run_dir, request, progress)
+        if trainer.is_global_zero:
+            _write_run_folder(cfg, run_dir, resuming=ckpt_path is not None)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(to_dict(cfg))
+        status, error, signum, started = "finished", None, 0, time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        except StopTraining as stop:
+            status, signum = STATUS[stop.signum], stop.signum
+        except SIGTERMException:  # Lightning's own handler, in the moment before training starts
+            status, signum = "terminated", signal.SIGTERM
+        except NonFiniteLossError as err:
+            status, error = "stopped_nan", UserError(f"{err}; run stopped (see {run_dir / 'summary.json'})")
+        except UserError as err:  # e.g. no pair could be read from the shards
+            status, error = "failed", err
+        except Exception as err:
+            if not (cannot_write(err) or _lost_peer(err, trainer.world_size)):
+                raise
+            status = "failed"
+            error = (UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}; the run stopped at step "
+                               f"{trainer.global_step} (last.ckpt is the last state saved whole)")
+                     if cannot_write(err) else
+                     RunFailed(f"rank {trainer.global_rank}: lost the other ranks at step {trainer.global_step} "
+                               f"({_lost_peer(err, trainer.world_size)}); resume with run.resume=last"))
+        finally:
+            os.environ.pop(RUN_NAME_ENV, None)
+        seconds = time.perf_counter() - started
+        try:
+            summary = finish_run(trainer, module, datamodule, run_dir, status, seconds, error=str(error or ""))
+        except OSError as err:
+            if not cannot_write(err):
+                raise
+            error = error or UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}")
+    if error is not None:
+        raise error
+    if signum:
+        where = f"{run_dir / 'last.ckpt'} holds step {trainer.global_step}: continue with run.resume=last"
+        rank = f"rank {trainer.global_rank}: " if trainer.global_rank else ""
+        raise Interrupted(f"{rank}{status} by {signal.Signals(signum).name}; {where}", signum)
     return summary

@@ -76,13 +76,19 @@ def save_visuals(model: ESPCN, val_set, run_dir: Path, device, loggers) -> None:
                              caption=["bicubic | ours | GT", "first-layer filters"])
 
 
-def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds: float) -> dict[str, Any]:
-    """Measure and log latency/size, save visuals, write ``summary.json`` (rank 0); return the summary."""
+def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds: float,
+               error: str = "") -> dict[str, Any]:
+    """Measure and log latency/size, save visuals (a finished run), write ``summary.json`` whole (rank 0);
+    return the summary. ``status``: finished, interrupted, terminated, stopped_nan or failed (``error`` says why)."""
+    from espcn_lab.train.files import write_atomic
+
     model, device = module.model, module.device
     scale = model.scale
     macs = multiply_adds(model, math.ceil(1080 / scale), math.ceil(1920 / scale))
     summary: dict[str, Any] = {"status": status, "run_dir": str(run_dir), "epochs": trainer.current_epoch,
                                "steps": trainer.global_step, "global_rank": trainer.global_rank}
+    if error:
+        summary["error"] = error
     if not trainer.is_global_zero:
         return summary
     measured = {"model/params": count_parameters(model), "model/macs_1080p": macs}
@@ -98,5 +104,5 @@ def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds:
     summary.update({"latency/ms_1080p": measured.get("latency/ms_1080p", float("nan")),
                     "model/params": measured["model/params"], "model/macs_1080p": macs,
                     "train_seconds": round(seconds, 3), "best_ckpt": best})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=True))
     return summary

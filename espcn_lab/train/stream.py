@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import queue
+import signal
 import threading
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -27,12 +28,28 @@ def _reader() -> tuple[int, int]:
     return (info.id, info.num_workers) if info else (0, 1)
 
 
+def _share(urls: list[str], reader: int, readers: int) -> list[str]:
+    """This reader's disjoint share of the shards, or [] when there are fewer shards than readers."""
+    return urls[reader::readers] if len(urls) >= readers else []
+
+
+def failure_bound(urls: list[str], reader: int, readers: int) -> int:
+    """Shard reads in a row that may give no pair before the stream gives up (``read_stacks``).
+
+    A share is read as a fresh permutation every pass, so 2 x its size consecutive empty reads cover one
+    whole pass: every shard of it is broken or empty. Resampled shards (fewer shards than readers) are
+    drawn with replacement: 10 x the shard count misses a good shard with probability below e^-10.
+    """
+    mine = _share(urls, reader, readers)
+    return 2 * len(mine) if mine else 10 * len(urls)
+
+
 def shard_stream(urls: list[str], rank: int, world_size: int, seed: list[int]) -> Iterator[dict[str, str]]:
     """Endless shard urls for this rank and worker: a disjoint share reshuffled each pass, or resampled."""
     worker, workers = _reader()
     reader = rank * workers + worker
     rng = np.random.default_rng([*seed, reader])
-    mine = urls[reader:: world_size * workers] if len(urls) >= world_size * workers else []
+    mine = _share(urls, reader, world_size * workers)
     while True:
         if mine:
             order = rng.permutation(len(mine))
@@ -46,30 +63,62 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
     """Endless WebDataset pipeline of (lq, gt) uint8 batches (B, C, 17, 17) / (B, C, 17s, 17s).
 
     Random streams differ per rank, worker and pass (a pass restarts every epoch), and are fixed by ``seed``.
+    Shards that give no pair for a whole pass end the stream with ``ShardStreamError`` (never a busy loop).
     """
     passes, current = itertools.count(), {}
 
     def shards():
-        worker, _ = _reader()
+        worker, workers = _reader()
         current["seed"] = [seed, rank, worker, next(passes), torch.initial_seed() % 2**32]
+        current["bound"] = failure_bound(urls, rank * workers + worker, world_size * workers)
         return shard_stream(urls, rank, world_size, current["seed"])
+
+    def stacks(src):
+        return read_stacks(src, max_failures=current["bound"])
 
     def batches(src):
         return shuffled_batches(src, batch_size, shuffle_buffer, current["seed"])
 
-    return wds.DataPipeline(shards, read_stacks, batches)
+    return wds.DataPipeline(shards, stacks, batches)
 
 
-def train_loader(pipeline: wds.DataPipeline, num_workers: int, batches_per_epoch: int):
-    """Exactly ``batches_per_epoch`` batches per epoch on every rank.
+def _quiet_worker(_worker_id: int) -> None:
+    """Reader processes leave SIGINT and SIGTERM to the training process, which stops them in order (a
+    Ctrl-C reaches the whole process group; a reader that died of it would break the last batches). A
+    reader whose training process is gone exits by itself (PyTorch's worker watchdog)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def train_loader(pipeline: wds.DataPipeline, num_workers: int, batches_per_epoch: int,
+                 first_epoch: Optional[int] = None):
+    """Exactly ``batches_per_epoch`` batches per epoch on every rank (``first_epoch`` in the first one: what
+    is left of the epoch a resumed run stopped in).
 
     With worker processes: a WebLoader (the workers read ahead). Without: the same WebLoader iterated by a
     background thread (``BackgroundBatches``), so reading and shuffling overlap the training step.
     """
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-                           persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
-    loader = loader.with_epoch(batches_per_epoch)
-    return loader if num_workers > 0 else BackgroundBatches(loader)
+                           persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
+                           worker_init_fn=_quiet_worker if num_workers > 0 else None)
+    epochs = Epochs(loader, batches_per_epoch, first_epoch)
+    return epochs if num_workers > 0 else BackgroundBatches(epochs)
+
+
+class Epochs:
+    """``loader`` cut into epochs of ``batches`` batches, the first of ``first`` batches when given.
+
+    Lightning ends an epoch of an iterable loader when the loader does; a run resumed in the middle of an
+    epoch (Lightning restores how many batches it had done) must get only the rest of it, or it would
+    train more steps than the same run uninterrupted.
+    """
+
+    def __init__(self, loader: wds.WebLoader, batches: int, first: Optional[int] = None):
+        self.loader, self.batches, self.first = loader, batches, first
+
+    def __iter__(self):
+        count, self.first = self.first or self.batches, None
+        return iter(self.loader.with_epoch(count))
 
 
 _END = object()

@@ -66,7 +66,7 @@ def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, mon
 
 def test_last_ckpt_is_the_final_state_even_when_validation_got_worse(inputs, monkeypatch):
     """best.ckpt follows val/psnr_y; last.ckpt is the latest state whatever the score (it is what ships)."""
-    import espcn_lab.train.fit as train_mod
+    import espcn_lab.train.callbacks as train_mod
     from espcn_lab.train.module import ESPCNModule
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
