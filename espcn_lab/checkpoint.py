@@ -14,6 +14,7 @@ Contracts:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,27 @@ def _from_payload(payload: dict[str, Any], state: dict[str, torch.Tensor], sourc
     return LoadedModel(model, cfg, DegradationSpec(**payload.get("degradation", {})), source)
 
 
-def _load_error(err: Exception) -> str:
+def _load_error(err: Exception, path: Path) -> str:
     """Why ``torch.load`` refused a file, in a few words."""
     text = (str(err).strip().splitlines() or [""])[0]
+    try:
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    except OSError:
+        zipped = False
+    if "Weights only load failed" in text:
+        return "not a checkpoint espcn-lab wrote (a weights-only load refuses what it holds)"
+    if not zipped:
+        return "not a PyTorch checkpoint (not the zip archive torch.save writes)"
     if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
         return "damaged or truncated (not a whole checkpoint file)"
-    if "Weights only load failed" in text:
-        return "not written by espcn-lab (it holds Python objects a weights-only load refuses)"
     return f"not a PyTorch checkpoint ({type(err).__name__}: {text[:120]})"
+
+
+def _torch_load(path: Path) -> Any:
+    with warnings.catch_warnings():  # torch's notes on what it refuses: the error says it in one line
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 TRAINING_STATE = ("state_dict", "optimizer_states", "loops", "espcn_lab")
@@ -91,9 +105,9 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.suffix == ".safetensors":
         raise UserError(f"{path} is a model file (weights only), not a training checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = _torch_load(path)
     except Exception as err:
-        raise UserError(f"{path}: {_load_error(err)}") from None
+        raise UserError(f"{path}: {_load_error(err, path)}") from None
     missing = [k for k in TRAINING_STATE if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise UserError(f"{path}: not a training checkpoint of espcn-lab fit (it has no {', '.join(missing)})")
@@ -112,9 +126,9 @@ def load_model(spec: str) -> LoadedModel:
                 state = {k: f.get_tensor(k) for k in f.keys()}
         else:
             try:
-                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                ckpt = _torch_load(path)
             except Exception as err:
-                raise UserError(f"{path}: not an espcn-lab model: {_load_error(err)}") from None
+                raise UserError(f"{path}: not an espcn-lab model: {_load_error(err, path)}") from None
             payload = ckpt["espcn_lab"]
             state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     except UserError:
