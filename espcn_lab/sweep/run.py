@@ -19,13 +19,15 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from espcn_lab.errors import UserError
+from espcn_lab.errors import Interrupted, UserError
+from espcn_lab.sweep.process import SweepSignals, start_trial, stop_trials
 from espcn_lab.sweep.report import plot_pareto, write_results
 from espcn_lab.sweep.spec import (
     Sweep,
@@ -115,6 +117,9 @@ class SweepRunner:
             yield from ((values, None) for values in self._grid_todo())
             return
         self._seed_study(finished)
+        for r in sorted(self.records.values(), key=lambda r: r["number"]):  # interrupted trials resume first
+            if r["status"] == "interrupted" and r.get("optuna"):
+                self.study.enqueue_trial(r["optuna"]["params"])
         wanted, duplicates, seen = self.count - len(finished), 0, set(finished)
         while wanted > 0 and duplicates < MAX_DUPLICATES:
             trial = self.study.ask()
@@ -170,7 +175,7 @@ class SweepRunner:
         self._save(record)
         env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {}))
         log = (self.trials_dir / f"{tid}.log").open("w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = start_trial(argv, env, log)
         if trial is not None:
             self.pending[tid] = trial
         return Running(record, proc, log)
@@ -200,46 +205,55 @@ class SweepRunner:
         write_results(list(self.records.values()), self.out / "results.csv")
 
     def run(self) -> dict:
-        """Run every remaining trial, one per slot (GPU) at a time; returns counts, paths and the best trial."""
+        """Run every remaining trial, one per slot (GPU) at a time; returns counts, paths and the best trial.
+
+        SIGINT/SIGTERM stop the running trials (they save their state), record them as ``interrupted`` and
+        raise ``Interrupted``; running the same command again resumes them.
+        """
         from tqdm import tqdm
 
         proposals, running, ran = self._proposals(), {}, []
         free = list(self.slots)
         bar = tqdm(total=self._planned(), desc=f"sweep {self.sweep.path.name}", unit="trial", dynamic_ncols=True)
-        try:
-            while True:
-                while free and (nxt := next(proposals, None)) is not None:
-                    slot = free.pop(0)
-                    running[slot] = self._launch(slot, *nxt)
-                if not running:
-                    break
-                time.sleep(0.2)
-                for slot, job in list(running.items()):
-                    if job.proc.poll() is not None:
-                        ran.append(self._finish(running.pop(slot)))
-                        free.append(slot)
-                        bar.update(1)
-                        bar.set_postfix_str(f"{ran[-1]['status']} {ran[-1]['id']}")
-        except KeyboardInterrupt:
-            self._stop(running)
-            raise
-        finally:
-            bar.close()
-            plot_pareto(list(self.records.values()), self.out / "pareto.png")
+        with SweepSignals() as signals:
+            try:
+                while not signals.signum:
+                    while free and not signals.signum and (nxt := next(proposals, None)) is not None:
+                        slot = free.pop(0)
+                        running[slot] = self._launch(slot, *nxt)
+                    if not running:
+                        break
+                    time.sleep(0.2)
+                    for slot, job in list(running.items()):
+                        if job.proc.poll() is not None:
+                            ran.append(self._finish(running.pop(slot)))
+                            free.append(slot)
+                            bar.update(1)
+                            bar.set_postfix_str(f"{ran[-1]['status']} {ran[-1]['id']}")
+                stopped = self._stop(running, signals) if signals.signum else 0
+            except BaseException:
+                self._stop(running, signals)
+                raise
+            finally:
+                bar.close()
+                plot_pareto(list(self.records.values()), self.out / "pareto.png")
+        if signals.signum:
+            name = signal.Signals(signals.signum).name
+            raise Interrupted(f"sweep stopped by {name} ({len(ran)} trial(s) done, {stopped} interrupted, recorded in "
+                              f"{self.out / 'results.csv'}); run the same command to resume", signals.signum)
         return self._summary(ran)
 
-    def _stop(self, running: dict) -> None:
+    def _stop(self, running: dict, signals: SweepSignals) -> int:
+        """Stop the running trials (their state saved when they can), record them as interrupted; how many."""
+        stop_trials([job.proc for job in running.values()], signals.signum or signal.SIGTERM, signals)
         for job in running.values():
-            job.proc.terminate()
-        for job in running.values():
-            try:
-                job.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                job.proc.kill()
-                job.proc.wait()
-            job.log.close()
-            job.record.update(status="interrupted", error="sweep interrupted")
-            self._save(job.record)
+            record = self._finish(job)
+            record.update(status="interrupted",
+                          error=f"sweep interrupted (trial exit {job.proc.returncode}); " + record.get("error", ""))
+            self._save(record)
+        count = len(running)
+        running.clear()
+        return count
 
     def _summary(self, ran: list[dict]) -> dict:
         records = list(self.records.values())

@@ -6,8 +6,10 @@ import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
 # A stand-in for `espcn-lab fit CONFIG key=value ...`: applies the overrides like espcn-lab does, then
 # writes summary.json as the fit contract says. Fails when optim.learning_rate > 0.05.
 FAKE_FIT = '''
-import json, os, sys, time
+import json, os, signal, sys, time
 from pathlib import Path
 import yaml
 from espcn_lab.config import load_raw
@@ -34,8 +36,21 @@ assert sys.argv[1] == "fit"
 cfg = load_raw(sys.argv[2], sys.argv[3:])
 run = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
 run.mkdir(parents=True, exist_ok=True)
+
+def stop(signum, frame):  # as fit does: state saved, summary written, exit 128 + signal
+    status = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[signum]
+    (run / "summary.json").write_text(json.dumps({"status": status, "run_dir": str(run)}))
+    sys.exit(128 + signum)
+
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+if os.environ.get("FAKE_FIT_CKPT"):
+    (run / "last.ckpt").write_text("state")
 with open(os.environ["FAKE_FIT_CALLS"], "a") as f:
     f.write(cfg["run"]["name"] + "\\n")
+if os.environ.get("FAKE_FIT_PIDS"):
+    with open(os.environ["FAKE_FIT_PIDS"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
 start = time.time()
 time.sleep(float(os.environ.get("FAKE_FIT_SLEEP", "0")))
 lr = cfg.get("optim", {}).get("learning_rate", 0.01)
@@ -250,6 +265,38 @@ def test_trials_run_in_parallel_one_per_gpu(fake, tmp_path, capsys, monkeypatch)
     assert sorted(s["gpu"] for s in summaries) == ["0", "1"]
     first, second = sorted(summaries, key=lambda s: s["start"])
     assert second["start"] < first["end"]  # they overlapped
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_sweep_stops_its_trial_records_it_and_resumes(fake, tmp_path, signum, monkeypatch):
+    """SIGTERM/SIGINT to the sweep reach its running trial (which saves and exits), the sweep records the trial as
+    interrupted and exits 128 + signal, and the same command again resumes that trial from its last.ckpt."""
+    write_sweep, calls = fake
+    path, out, pids = write_sweep({"run.seed": {"values": [0, 1]}}), tmp_path / "out", tmp_path / "pids"
+    monkeypatch.setenv("FAKE_FIT_CKPT", "1")
+    monkeypatch.setenv("FAKE_FIT_PIDS", str(pids))
+    cmd = [sys.executable, "-m", "espcn_lab.cli", "sweep", str(path), "--out", str(out)]
+    sweep = subprocess.Popen(cmd, env={**os.environ, "FAKE_FIT_SLEEP": "120"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (pids.is_file() and pids.read_text().strip()):
+        time.sleep(0.05)
+    trial_pid = int(pids.read_text().split()[0])
+    started = time.monotonic()
+    sweep.send_signal(signum)
+    _, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 128 + signum and time.monotonic() - started < 10, err
+    assert "run the same command to resume" in err.strip().splitlines()[-1]
+    with pytest.raises(ProcessLookupError):  # the trial is gone (and reaped), not left training
+        os.kill(trial_pid, 0)
+    rows = read_rows(out)
+    assert [r["status"] for r in rows] == ["interrupted"] and f"trial exit {128 + signum}" in rows[0]["error"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = read_rows(out)
+    assert [r["status"] for r in rows] == ["finished", "finished"] and len(calls()) == 3
+    resumed = json.loads((out / "trials" / rows[0]["trial"] / "summary.json").read_text())
+    assert resumed["args"][-1] == "run.resume=last"
 
 
 def test_pareto_front():
