@@ -142,7 +142,9 @@ def run_prep(opts: PrepOptions) -> dict[str, Any]:
               "hr_scales": list(spec.hr_scales) if spec.hr_scales is not None else None,
               "images_per_shard": opts.images_per_shard}
     if all(infos):
-        path = write_manifest(folder, build_manifest(header, infos, len(listing.refs), listing.ignored))
+        manifest = build_manifest(header, infos, len(listing.refs), listing.ignored)
+        path = write_manifest(folder, manifest)
+        _refuse_no_pairs(manifest, spec, folder)
         return {**stats, "complete": True, "manifest": str(path)}
     done = [shard_info(folder, p) for p in mine]
     name = f"{opts.part.replace('/', '-of-')}.json"
@@ -150,6 +152,22 @@ def run_prep(opts: PrepOptions) -> dict[str, Any]:
                                                            listing.ignored), f"part-{name}")
     missing = sum(info is None for info in infos)
     return {**stats, "complete": False, "manifest": str(path), "shards_missing": missing}
+
+
+def _refuse_no_pairs(manifest: dict[str, Any], spec: PatchSpec, folder: Path) -> None:
+    """A finished dataset with no training pair is an error (exit 2), not a success: ``prep && fit`` stops here.
+
+    The shards and manifest stay (rerunning the same command is instant and says the same), and ``fit``
+    refuses such a folder in one line too.
+    """
+    train = manifest["splits"].get("train", {"pairs": 0})
+    if train["pairs"] or not manifest["counts"]["selected"]:
+        return
+    counts = manifest["counts"]
+    skipped = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
+    raise UserError(f"prep cut 0 training pairs from {counts['selected']} images (skipped: {skipped}; an image needs "
+                    f"at least {spec.gt_patch}x{spec.gt_patch} HR pixels for one pair); {folder} holds nothing to "
+                    "train on: use larger images or a smaller --lq-patch")
 
 
 def build_shards(folder: Path, todo: list, source, spec: PatchSpec, opts: PrepOptions) -> dict[str, int]:
