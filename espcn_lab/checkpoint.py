@@ -80,13 +80,11 @@ def _load_error(err: Exception, path: Path) -> str:
             zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
     except OSError:
         zipped = False
-    if "Weights only load failed" in text:
-        return "not a checkpoint espcn-lab wrote (a weights-only load refuses what it holds)"
     if not zipped:
         return "not a PyTorch checkpoint (not the zip archive torch.save writes)"
-    if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
-        return "damaged or truncated (not a whole checkpoint file)"
-    return f"not a PyTorch checkpoint ({type(err).__name__}: {text[:120]})"
+    if "Weights only load failed" in text:
+        return "not a checkpoint espcn-lab wrote (a weights-only load refuses what it holds)"
+    return f"damaged or truncated (a zip archive torch cannot read: {type(err).__name__}: {text[:100]})"
 
 
 def _torch_load(path: Path) -> Any:
@@ -129,6 +127,9 @@ def load_model(spec: str) -> LoadedModel:
                 ckpt = _torch_load(path)
             except Exception as err:
                 raise UserError(f"{path}: not an espcn-lab model: {_load_error(err, path)}") from None
+            missing = [k for k in ("espcn_lab", "state_dict") if not isinstance(ckpt, dict) or k not in ckpt]
+            if missing:
+                raise UserError(f"{path}: not an espcn-lab model (a checkpoint without {' or '.join(missing)})")
             payload = ckpt["espcn_lab"]
             state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     except UserError:

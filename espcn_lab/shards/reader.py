@@ -175,17 +175,18 @@ class ShardStreamError(UserError):
 
 # A broken shard is one whose bytes are not a tar of samples (the reader's own errors and numpy's).
 _BROKEN = (OSError, ValueError, EOFError, SyntaxError, KeyError, TypeError)
-_WARNED: set[str] = set()  # shards already reported unreadable by this process
 
 
-def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """WebDataset url dicts -> stacks of every shard in turn; an unreadable shard warns (once) and is skipped.
+def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20,
+                warned: Optional[set[str]] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """WebDataset url dicts -> stacks of every shard in turn; an unreadable shard warns and is skipped.
 
     A shard that fails or holds no pair is a failure; ``max_failures`` of them in a row (the training
     stream passes a bound that covers a whole pass over its shards) raise ``ShardStreamError`` instead
     of looping forever. A shard that breaks part-way still counts as a failure after its good samples.
+    ``warned``: the shards already reported (a stream passes the same set every pass: one warning each).
     """
-    failures, last = 0, ""
+    failures, last, warned = 0, "", set() if warned is None else warned
     for item in urls:
         url, pairs = item["url"], 0
         try:
@@ -196,8 +197,8 @@ def read_stacks(urls: Iterator[dict[str, str]], max_failures: int = 20) -> Itera
             failures, last = (0, last) if pairs else (failures + 1, f"{url}: holds no training pair")
         except _BROKEN as err:
             failures, last = failures + 1, f"{url}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            if url not in _WARNED:
-                _WARNED.add(url)
+            if url not in warned:
+                warned.add(url)
                 warnings.warn(f"skipping unreadable shard {last}", stacklevel=2)
         if failures >= max_failures:
             raise ShardStreamError(f"no training pair could be read: {failures} shard reads in a row failed or were "

@@ -65,6 +65,7 @@ class ShardDataModule(L.LightningDataModule):
             raise UserError("data.val_dirs is empty: give at least one NAME=folder of HR images (or a shard folder with held-out images)")
         # read now: a missing or unreadable set fails before the run folder is written, not after an epoch
         self.val_set = ValidationImages(cfg.data.val_dirs, cfg.model.scale, self.degradation, cfg.model.channels)
+        self.loaders: list = []
 
     def batches_per_epoch(self, world_size: int) -> int:
         return max(1, math.ceil(self.samples_per_epoch / (self.cfg.data.batch_size * world_size)))
@@ -76,7 +77,14 @@ class ShardDataModule(L.LightningDataModule):
                                   rank=rank, world_size=world)
         per_epoch = self.batches_per_epoch(world)
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer else 0  # > 0: resumed mid-epoch
-        return train_loader(pipeline, d.num_workers, per_epoch, per_epoch - done if 0 < done < per_epoch else None)
+        self.loaders.append(train_loader(pipeline, d.num_workers, per_epoch,
+                                         per_epoch - done if 0 < done < per_epoch else None))
+        return self.loaders[-1]
+
+    def close(self) -> None:
+        """Stop the reader processes of the training loaders made so far (at the end of ``fit``)."""
+        while self.loaders:
+            self.loaders.pop().close()
 
     def val_dataloader(self):
         # every rank scores every image (benchmark sets are small), so logged values agree across ranks

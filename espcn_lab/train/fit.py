@@ -138,6 +138,45 @@ def _lost_peer(err: BaseException, world_size: int) -> Optional[str]:
     return None
 
 
+def _outcome(err: BaseException, request: StopRequest, trainer,
+             run_dir: Path) -> tuple[str, Optional[Exception], int, str]:
+    """(status, error to raise, signal number, note) for an exception that ended ``trainer.fit``; a bug re-raises."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from espcn_lab.train.files import cannot_write
+    from espcn_lab.train.module import NonFiniteLossError
+    from espcn_lab.train.signals import STATUS, StopTraining
+
+    if isinstance(err, StopTraining):
+        return STATUS[err.signum], None, err.signum, ""
+    if isinstance(err, SIGTERMException):  # Lightning's own handler, in the moment before training starts
+        return "terminated", None, signal.SIGTERM, ""
+    if isinstance(err, NonFiniteLossError):
+        return "stopped_nan", UserError(f"{err}; run stopped (see {run_dir / 'summary.json'})"), 0, ""
+    if isinstance(err, UserError):  # e.g. no pair could be read from the shards
+        return "failed", err, 0, ""
+    if request.signum:  # the signal also ended a reader process (it was sent to the whole process group)
+        return STATUS[request.signum], None, request.signum, f" ({(str(err).strip().splitlines() or [''])[0][:160]})"
+    step = trainer.global_step
+    if cannot_write(err):
+        return "failed", UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}; the run stopped at "
+                                   f"step {step} (last.ckpt is the last state saved whole)"), 0, ""
+    if _lost_peer(err, trainer.world_size):
+        return "failed", RunFailed(f"rank {trainer.global_rank}: lost the other ranks at step {step} "
+                                   f"({_lost_peer(err, trainer.world_size)}); resume with run.resume=last"), 0, ""
+    raise err
+
+
+def _saved(last: Path) -> str:
+    """What a stopped run left to continue from."""
+    from espcn_lab.checkpoint import read_training_checkpoint
+
+    try:
+        return f"{last} holds step {read_training_checkpoint(last)['global_step']}: continue with run.resume=last"
+    except UserError:
+        return "no checkpoint was saved yet: start it again"
+
+
 def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
     """Train one run from a resolved config; returns the summary (also written to ``summary.json``).
 
@@ -150,9 +189,9 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
 
     from espcn_lab.train.datamodule import ShardDataModule
     from espcn_lab.train.files import cannot_write
-    from espcn_lab.train.module import ESPCNModule, NonFiniteLossError
+    from espcn_lab.train.module import ESPCNModule
     from espcn_lab.train.report import finish_run
-    from espcn_lab.train.signals import STATUS, StopRequest, StopTraining
+    from espcn_lab.train.signals import StopRequest
 
     _quiet_lightning()
     run_dir, ckpt_path = resolve_run(cfg)
@@ -170,31 +209,18 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
             _write_run_folder(cfg, run_dir, resuming=ckpt_path is not None)
         for logger in trainer.loggers:
             logger.log_hyperparams(to_dict(cfg))
-        status, error, signum, started = "finished", None, 0, time.perf_counter()
+        outcome, started = ("finished", None, 0, ""), time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-        except StopTraining as stop:
-            status, signum = STATUS[stop.signum], stop.signum
-        except SIGTERMException:  # Lightning's own handler, in the moment before training starts
-            status, signum = "terminated", signal.SIGTERM
-        except NonFiniteLossError as err:
-            status, error = "stopped_nan", UserError(f"{err}; run stopped (see {run_dir / 'summary.json'})")
-        except UserError as err:  # e.g. no pair could be read from the shards
-            status, error = "failed", err
-        except Exception as err:
-            if not (cannot_write(err) or _lost_peer(err, trainer.world_size)):
-                raise
-            status = "failed"
-            error = (UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}; the run stopped at step "
-                               f"{trainer.global_step} (last.ckpt is the last state saved whole)")
-                     if cannot_write(err) else
-                     RunFailed(f"rank {trainer.global_rank}: lost the other ranks at step {trainer.global_step} "
-                               f"({_lost_peer(err, trainer.world_size)}); resume with run.resume=last"))
+        except (Exception, SIGTERMException) as err:  # SIGTERMException is a SystemExit
+            outcome = _outcome(err, request, trainer, run_dir)
         finally:
             os.environ.pop(RUN_NAME_ENV, None)
-        seconds = time.perf_counter() - started
+            datamodule.close()
+        status, error, signum, note = outcome
         try:
-            summary = finish_run(trainer, module, datamodule, run_dir, status, seconds, error=str(error or ""))
+            summary = finish_run(trainer, module, datamodule, run_dir, status, time.perf_counter() - started,
+                                 error=str(error or ""))
         except OSError as err:
             if not cannot_write(err):
                 raise
@@ -202,7 +228,6 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
     if error is not None:
         raise error
     if signum:
-        where = f"{run_dir / 'last.ckpt'} holds step {trainer.global_step}: continue with run.resume=last"
         rank = f"rank {trainer.global_rank}: " if trainer.global_rank else ""
-        raise Interrupted(f"{rank}{status} by {signal.Signals(signum).name}; {where}", signum)
+        raise Interrupted(f"{rank}{status} by {signal.Signals(signum).name}{note}; {_saved(run_dir / 'last.ckpt')}", signum)
     return summary

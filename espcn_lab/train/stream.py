@@ -10,9 +10,11 @@ DDP ranks never wait on each other at an epoch end. Without worker processes a b
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import signal
 import threading
+import time
 from typing import Iterator, Optional
 
 import numpy as np
@@ -65,7 +67,7 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
     Random streams differ per rank, worker and pass (a pass restarts every epoch), and are fixed by ``seed``.
     Shards that give no pair for a whole pass end the stream with ``ShardStreamError`` (never a busy loop).
     """
-    passes, current = itertools.count(), {}
+    passes, current, warned = itertools.count(), {}, set()  # warned: broken shards reported (once each)
 
     def shards():
         worker, workers = _reader()
@@ -74,7 +76,7 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
         return shard_stream(urls, rank, world_size, current["seed"])
 
     def stacks(src):
-        return read_stacks(src, max_failures=current["bound"])
+        return read_stacks(src, max_failures=current["bound"], warned=warned)
 
     def batches(src):
         return shuffled_batches(src, batch_size, shuffle_buffer, current["seed"])
@@ -82,12 +84,25 @@ def train_pipeline(urls: list[str], batch_size: int, *, shuffle_buffer: int = 10
     return wds.DataPipeline(shards, stacks, batches)
 
 
+READER_GRACE_S = 10.0
+
+
+def _reader_sigterm(_signum, _frame) -> None:
+    def end() -> None:
+        time.sleep(READER_GRACE_S)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=end, daemon=True).start()
+
+
 def _quiet_worker(_worker_id: int) -> None:
-    """Reader processes leave SIGINT and SIGTERM to the training process, which stops them in order (a
-    Ctrl-C reaches the whole process group; a reader that died of it would break the last batches). A
-    reader whose training process is gone exits by itself (PyTorch's worker watchdog)."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    """Reader processes leave signals to the training process, which stops them in order. A terminal sends
+    Ctrl-C to the whole process group (ignored here); SLURM and ``kill -TERM -PGID`` send SIGTERM to every
+    process: a reader then serves batches for ``READER_GRACE_S`` more seconds, time for the training
+    process to reach a step boundary and save, and exits (multiprocessing's own SIGTERM at exit, for a
+    reader nobody shut down, waits that long too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _reader_sigterm)
 
 
 def train_loader(pipeline: wds.DataPipeline, num_workers: int, batches_per_epoch: int,
@@ -120,6 +135,15 @@ class Epochs:
         count, self.first = self.first or self.batches, None
         return iter(self.loader.with_epoch(count))
 
+    def close(self) -> None:
+        """End the reader processes now: persistent workers otherwise live until the interpreter exits, where
+        multiprocessing stops them with SIGTERM (which a reader takes ``READER_GRACE_S`` to obey)."""
+        for stage in self.loader.pipeline:
+            iterator = getattr(stage, "_iterator", None)  # a DataLoader's persistent worker iterator
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
+                stage._iterator = None
+
 
 _END = object()
 
@@ -135,6 +159,10 @@ class BackgroundBatches:
 
     def __init__(self, source, depth: int = 4):
         self.source, self.depth = source, depth
+
+    def close(self) -> None:
+        if hasattr(self.source, "close"):
+            self.source.close()
 
     def __iter__(self):
         items: queue.Queue = queue.Queue(self.depth)

@@ -129,3 +129,34 @@ def test_validation_images_follow_the_protocol(shared_data):
     assert pair.lq.shape == (170, 170) and pair.gt_y.shape == (510, 510)
     rgb = ValidationImages({"Set5": str(shared_data / "Set5")}, 3, DegradationSpec(), 3)
     assert rgb[0][1].lq.shape == (170, 170, 3)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_stream_ends_with_one_line_when_no_shard_gives_a_pair(tmp_path, shards, workers):
+    """Shards read as they come (pipe:, URLs: not checked before training) that are empty or garbage end the stream
+    within a pass instead of looping forever; from a reader process too, as one line."""
+    import os
+    import tarfile
+    import threading
+
+    from espcn_lab.shards.reader import ShardStreamError
+
+    tarfile.open(tmp_path / "empty.tar", "w").close()
+    (tmp_path / "garbage.tar").write_bytes(os.urandom(5000))
+    urls = [f"pipe:cat {tmp_path / 'empty.tar'}", f"pipe:cat {tmp_path / 'garbage.tar'}", str(tmp_path / "empty.tar")]
+    box = {}
+
+    def consume():
+        try:
+            list(train_loader(train_pipeline(urls, 8, shuffle_buffer=16), workers, 3))
+        except Exception as err:  # noqa: BLE001 - checked below
+            box["error"] = err
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the stream is still looking for a pair"
+    err = box.get("error")
+    assert isinstance(err, ShardStreamError) and "\n" not in str(err) and str(err).startswith("no training pair"), err
+    good, _ = resolve_shards(str(shards))  # one good shard among them: batches come
+    assert len(list(train_loader(train_pipeline(urls + good[:1], 8, shuffle_buffer=16), 0, 3))) == 3
