@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
 import warnings
@@ -127,14 +128,18 @@ def _write_run_folder(cfg: Config, run_dir: Path, resuming: bool) -> None:
         raise UserError(f"run.dir: cannot write the run folder {run_dir} ({err.strerror})") from None
 
 
+# what torch.distributed (gloo, NCCL) says when another rank died, hung past trainer.ddp_timeout_s or vanished
+_PEER_LOST = re.compile(r"gloo|nccl|connection (closed|reset|refused)|broken pipe|timed? ?out|pair closure", re.I)
+
+
 def _lost_peer(err: BaseException, world_size: int) -> Optional[str]:
-    """The first line of a collective's error when another rank of a multi-process run is gone, else None."""
+    """A short reason when a collective failed because another rank of a multi-process run is gone, else None."""
     import torch.distributed as dist
 
-    text = (str(err).strip().splitlines() or [""])[0]
-    words = ("Connection closed", "Connection reset", "Broken pipe", "timed out", "Timeout", "NCCL", "Gloo", "gloo")
-    if world_size > 1 and (isinstance(err, dist.DistError) or any(w in str(err) for w in words)):
-        return text[:200]
+    text = " ".join(str(err).split())
+    if world_size > 1 and (isinstance(err, dist.DistError) or _PEER_LOST.search(text)):
+        text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", text)  # the C++ source location
+        return text.split(". ")[0][:160] or type(err).__name__
     return None
 
 
