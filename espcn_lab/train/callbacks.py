@@ -66,7 +66,10 @@ def run_callbacks(cfg: Config, run_dir: Path, request: StopRequest, progress: st
     # value improves, which made "last" the best-on-validation checkpoint.
     last = ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
-    stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False)
+    # checked when validation ends, not at every epoch end: a run stopped by trainer.max_steps before its first
+    # validation would otherwise fail looking for val/psnr_y
+    stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False,
+                         check_on_train_epoch_end=False)
     extra = [StepProgress()] if progress == "lines" else []
     return [best, last, stop, LearningRateMonitor(logging_interval="epoch"),
             StopOnSignal(request, run_dir / "last.ckpt", every=min(10, cfg.trainer.log_every_n_steps)), *extra]

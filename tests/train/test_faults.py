@@ -269,3 +269,12 @@ def test_validation_images_are_read_before_the_run_folder_is_written(inputs, tmp
     code, err = _fit_cli(capsys, [*_overrides(root, shards, "badval"), f"data.val_dirs.Tiny={tmp_path / 'val'}"])
     assert code == 2 and "data.val_dirs.Tiny" in err and len(_one_line(err)) == 1, err
     assert not (root / "runs" / "badval").exists()
+
+
+def test_a_step_budget_that_ends_before_the_first_validation_finishes(inputs, monkeypatch):
+    """trainer.max_steps inside the first epoch used to end in early stopping's "val/psnr_y not available"."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root, shards = inputs
+    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "budget", "trainer.max_steps=2")))
+    assert summary["status"] == "finished" and summary["steps"] == 2
+    assert torch.load(root / "runs" / "budget" / "last.ckpt", weights_only=True)["global_step"] == 2
