@@ -24,9 +24,14 @@ def test_quickstart_preps_trains_and_prints_the_set5_table(tmp_path):
     assert manifest["counts"]["used"] == 16 and manifest["splits"]["train"]["pairs"] > 1000
 
 
-def test_quickstart_refuses_a_non_positive_budget(tmp_path):
+def test_quickstart_refuses_a_non_positive_budget(tmp_path, capsys):
+    import pytest
+
+    from espcn_lab.cli import main
+
     for flag, value, message in [("--minutes", "0", "--minutes must be > 0, got 0.0"),
                                  ("--steps", "0", "--steps must be >= 1, got 0")]:
-        done = subprocess.run([sys.executable, "-m", "espcn_lab.cli", "quickstart", "--out", str(tmp_path), flag, value],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 2 and done.stderr.strip() == f"espcn-lab: error: {message}"
+        with pytest.raises(SystemExit) as exited:
+            main(["quickstart", "--out", str(tmp_path), flag, value])
+        assert exited.value.code == 2 and capsys.readouterr().err.strip() == f"espcn-lab: error: {message}"
+    assert not any(tmp_path.iterdir())  # refused before anything is made

@@ -267,7 +267,7 @@ def test_trials_run_in_parallel_one_per_gpu(fake, tmp_path, capsys, monkeypatch)
     assert second["start"] < first["end"]  # they overlapped
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_stopped_sweep_stops_its_trial_records_it_and_resumes(fake, tmp_path, signum, monkeypatch):
     """SIGTERM/SIGINT to the sweep reach its running trial (which saves and exits), the sweep records the trial as
     interrupted and exits 128 + signal, and the same command again resumes that trial from its last.ckpt."""

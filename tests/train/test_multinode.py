@@ -18,7 +18,7 @@ from PIL import Image
 
 from espcn_lab.imaging.read import iter_hr_images
 
-# ~60 s together on 2 busy cores (18 s + 15 s + 24 s): outside the default run, `pytest -m slow` runs them
+# ~90 s together on 2 busy cores: outside the default run (`pytest -m slow` runs them)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")]
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
@@ -120,3 +120,22 @@ def test_a_hung_rank_ends_the_other_after_trainer_ddp_timeout_s(uneven):
     finally:
         os.kill(worker, signal.SIGKILL)
         node1.communicate(timeout=60)
+
+
+def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step_and_resume_continues(uneven):
+    """The ranks agree on the stop (an all-reduce every few steps), so all save and exit 143 at the same step."""
+    root, shards = uneven
+    node0, node1 = _nodes(root, shards, "stopped", "trainer.max_epochs=1000")
+    _wait_for_checkpoint(root / "runs" / "stopped", (node0, node1))
+    os.kill(_worker(node1), signal.SIGTERM)
+    logs = [p.communicate(timeout=60)[0] for p in (node0, node1)]
+    last = root / "runs" / "stopped" / "last.ckpt"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert f"espcn-lab: terminated by SIGTERM; {last} holds step {step}" in logs[0], logs[0][-3000:]
+    assert f"espcn-lab: rank 1: terminated by SIGTERM; {last} holds step {step}" in logs[1], logs[1][-3000:]
+    assert all("exitcode  : 143" in log for log in logs)  # torchrun's report of each worker's exit
+    epochs = step // 8 + 2  # 8 steps per epoch on 2 ranks
+    logs = [p.communicate(timeout=300)[0] for p in _nodes(root, shards, "stopped", "run.resume=last",
+                                                           f"trainer.max_epochs={epochs}")]
+    assert f"status=finished epochs={epochs} steps={8 * epochs}" in logs[0], logs[0][-3000:]
+    assert f"espcn-lab: rank 1: status=finished epochs={epochs} steps={8 * epochs}" in logs[1], logs[1][-3000:]
