@@ -167,8 +167,10 @@ def upscale(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
     inputs: Annotated[list[Path], typer.Argument(
         help="Images (any Pillow format), folders of images/frames, or videos (mp4, mkv, mov, y4m, ...).")],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output file (one input) or folder (keeps input names) [default: NAME_xS.EXT beside each input].")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Output file (one input) or folder (keeps input names; an existing folder, a trailing "
+                               "slash or a name without extension) [default: NAME_xS.EXT beside each input]. "
+                               "Never one of the inputs; written atomically.")] = None,
     device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "auto",
     backend: Annotated[str, typer.Option(help=_BACKEND_HELP)] = "auto",
@@ -179,6 +181,7 @@ def upscale(
     crf: Annotated[int, typer.Option(help="Video quality for x264/x265/vp9 (lower is better; 18 is visually lossless).")] = 18,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (torch backend).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (frames/s for videos).")] = True,
+    max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 89_478_485,
 ) -> None:
     """Super-resolve images, folders or videos: Y through the network, colour and alpha by bicubic.
 
@@ -189,7 +192,8 @@ def upscale(
 
     _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
     report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
-                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr))
+                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr),
+                           max_pixels=max_pixels)
     for _, dst in report.written:
         print(dst)
     print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
@@ -237,8 +241,9 @@ def bench(
                        peer_models, pipeline, video)
     _print_bench(report)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=1))
+        from espcn_lab.files import write_bytes_atomic
+
+        write_bytes_atomic(json_path, json.dumps(report, indent=1).encode())
         print(f"wrote {json_path}")
 
 
@@ -374,18 +379,34 @@ def quickstart(
 
 
 # ---------------------------------------------------------------- entry point
+_OUT_OF_ROOM = {28, 122, 5}  # ENOSPC, EDQUOT, EIO: the machine failed, not the arguments
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2.
 
-    Click's own usage errors (unknown option, bad value) are already one line plus a usage hint.
+    A file-system error that escaped the commands (a read-only or full output folder) is one line too:
+    exit 2 when it is about the paths given, 1 when the disk is full or failing. Click's own usage
+    errors (unknown option, bad value) are already one line plus a usage hint. ``ESPCN_LAB_DEBUG=1``
+    shows the traceback instead.
     """
+    import os
+
     from espcn_lab.errors import ConfigError, UserError
 
     try:
         app(args=argv)
-    except (UserError, ConfigError, FileNotFoundError) as err:
+    except (UserError, ConfigError) as err:
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"espcn-lab: error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(1 if err.errno in _OUT_OF_ROOM else 2)
     except KeyboardInterrupt:
         print("espcn-lab: interrupted", file=sys.stderr)
         sys.exit(130)
