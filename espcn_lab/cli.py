@@ -290,7 +290,7 @@ def export(
 def refit(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The refitted model, a .safetensors file (eval, upscale, bench, export take it).")],
-    image_dir: Annotated[Optional[list[str]], typer.Option("--image-dir", help="Folder of the training images, used whole (recommended: no patch borders); repeat for several.")] = None,
+    image_dir: Annotated[Optional[list[str]], typer.Option("--image-dir", help="Folder of the training images, used whole (recommended: no patch borders), or a prep shard folder (its train split's source images, whole); repeat for several.")] = None,
     shards: Annotated[Optional[list[str]], typer.Option("--shards", help="Training shards (folder, glob or brace pattern) when the images are not at hand; repeat for several.")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Add the 8 flips/rotations of every pair (default: as the model was trained).")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="Read at most this many pairs (default: all).")] = None,

@@ -15,9 +15,9 @@ from typing import Any, Optional
 
 from espcn_lab.deploy.runtime import pick_device
 from espcn_lab.errors import UserError
-from espcn_lab.files import write_bytes_atomic
 from espcn_lab.evaluate.protocol import hr_images
 from espcn_lab.evaluate.score import score_set
+from espcn_lab.files import write_bytes_atomic
 
 
 def parse_datasets(items: list[str]) -> dict[str, str]:
