@@ -92,11 +92,17 @@ class Upscaler:
         return self._graphs[key](lq)
 
     def _frame_runner(self, channels: int) -> Callable:
-        """The ONNX Runtime whole-frame graph for ``channels``-channel frames, built on first use."""
+        """The whole-frame runner for ``channels``-channel frames, built on first use: on CPU, RGB frames
+        with a Y model take ``cpu_frame`` (ONNX Runtime network + numba colour kernels) when numba is
+        installed; every other case one ONNX Runtime graph (``frame_graph``)."""
         if channels not in self._frames:
+            from espcn_lab.deploy import cpu_frame
             from espcn_lab.deploy.frame_graph import ort_frame_runner
 
-            self._frames[channels] = ort_frame_runner(self._model, channels, self.device)
+            if channels == 3 and self.channels == 1 and self.device.type == "cpu" and cpu_frame.available():
+                self._frames[channels] = cpu_frame.CpuFrameRunner(self._model)
+            else:
+                self._frames[channels] = ort_frame_runner(self._model, channels, self.device)
         return self._frames[channels]
 
     def _spans(self, n: int) -> list[tuple[int, int, int, int]]:
