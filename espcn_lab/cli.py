@@ -136,7 +136,8 @@ def evaluate(
 _MODEL_HELP = "x2, x3, x4 (shipped weights), a .safetensors file or a Lightning .ckpt."
 _DEVICE_HELP = "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
 _PRECISION_HELP = "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."
-_BACKEND_HELP = "auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime."
+_BACKEND_HELP = ("auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime, "
+                 "triton (fused kernel, CUDA only, pip install 'espcn-lab[triton]').")
 
 
 def _upscaler(model: str, device: str, precision: str, backend: str, tile: int = 1024, compile: bool = False):

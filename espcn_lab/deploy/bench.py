@@ -168,7 +168,7 @@ def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: di
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.rand(1, model.channels, h, w, generator=gen).to(dev) for _ in range(4)]
     net = upscaler.net
-    if dev.type == "cuda" and upscaler.backend == "torch" and upscaler._graphs is not None:
+    if dev.type == "cuda" and upscaler.backend in ("torch", "triton") and upscaler._graphs is not None:
         from espcn_lab.deploy.runtime import cuda_graph
 
         net = cuda_graph(net, inputs[0])

@@ -48,7 +48,8 @@ class Upscaler:
         self.tile = int(tile)
         self.net = make_runner(model, self.backend, self.device, self.precision, channels_last, compile)
         self._graphs: dict[tuple, Callable] | None = (
-            {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend == "torch" else None)
+            {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend in ("torch", "triton")
+            else None)
         self._seen: set[tuple] = set()
         self._model = model  # ONNX Runtime runs the whole frame as one graph per channel count (frame_graph)
         self._frames: dict[int, Callable] | None = {} if self.backend == "onnxruntime" else None
