@@ -164,6 +164,8 @@ def upscale(
     batch: Annotated[int, typer.Option(help="Video frames per model call.", min=1)] = 4,
     codec: Annotated[str, typer.Option(help="Video codec: auto (libx264; rawvideo for .y4m) or any PyAV encoder name.")] = "auto",
     crf: Annotated[int, typer.Option(help="Video quality for x264/x265/vp9 (lower is better; 18 is visually lossless).")] = 18,
+    preset: Annotated[Optional[str], typer.Option(
+        help="x264/x265 speed preset (ultrafast .. veryslow) [default: the encoder's, medium]; on CPU the encoder, not the model, caps video fps.")] = None,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (torch backend).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (frames/s for videos).")] = True,
 ) -> None:
@@ -176,7 +178,7 @@ def upscale(
 
     _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
     report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
-                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr))
+                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr), preset=preset)
     for _, dst in report.written:
         print(dst)
     print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
@@ -202,6 +204,7 @@ def bench(
     pipeline: Annotated[bool, typer.Option(
         help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="x264 preset for --pipeline [default: the encoder's, medium].")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
 ) -> None:
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
@@ -215,7 +218,7 @@ def bench(
         raise UserError(f"unknown resolution {bad[0]!r}; choose from {', '.join(RESOLUTIONS)}")
     loaded, upscaler = _upscaler(model, device, precision, backend)
     report = run_bench(upscaler, loaded.model, resolution, runs, warmup, budget, baselines,
-                       peer_models, pipeline, video)
+                       peer_models, pipeline, video, preset)
     _print_bench(report)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +232,8 @@ def _print_bench(report: dict) -> None:
           f"({m['threads']} threads, torch {m['torch']})")
     for res, r in report["by_resolution"].items():
         print(f"{res} ({r['input']} -> {r['output']}): model {r['ms_per_frame']:.3f} ms/frame "
-              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms")
+              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms ({r['frame_over_network']:.2f}x the model"
+              + (f"; model without shuffle {r['network_phases_ms']:.3f} ms" if "network_phases_ms" in r else "") + ")")
         for name, b in r.get("baselines", {}).items():
             figure = f"{b['ms_per_frame']:10.3f} ms  {b['fps']:9.1f} fps" if "ms_per_frame" in b else f"skipped: {b['skipped']}"
             print(f"  {name:30s} {figure}")
@@ -238,7 +242,11 @@ def _print_bench(report: dict) -> None:
         if r.get("pipeline"):
             p = r["pipeline"]
             print(f"  video pipeline {p['pipeline_fps']} fps vs decode+bicubic+encode {p['decode_bicubic_encode_fps']} fps "
-                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']})")
+                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']} preset {p['preset']}); "
+                  f"decode+encode alone {p['decode_encode_fps']} fps")
+            if "network_fps" in p:
+                print(f"  pipeline/network {p['pipeline_over_network']:.2f}; codec-bound ceiling {p['codec_bound_fps']} fps "
+                      f"(pipeline at {p['pipeline_over_codec_bound']:.0%} of it, cores {p['pipeline_run']['core_use']:.0%} busy)")
 
 
 @app.command()

@@ -7,7 +7,7 @@ its own session without the pixel shuffle (``onnx_bytes(phases=True)``) on preal
 bound once (``io_binding``: no copies at the session boundary), and the colour work is two fused
 kernels (``cpu_kernels``) that split the rows over the cores: RGB -> Y/Cb/Cr at LR before the
 network, then bicubic chroma + YCbCr -> RGB + rounding + pixel shuffle + NHWC, writing each output
-byte once. The session's threads do not spin after a run, so the kernels get the cores back.
+byte once. The session's threads do not spin after a run (``ort_session``), so the kernels get the cores.
 
 Output equals ``Upscaler.pipeline`` but for one grey level on rare rounding ties (tests/test_cpu_frame.py).
 """
@@ -59,7 +59,7 @@ class CpuFrameRunner:
         if model.channels != 1:
             raise UserError("the numba frame path needs a Y (1-channel) model")
         self.scale, self.threads = model.scale, threads or cpu_count()
-        self.session = ort_session(onnx_bytes(model, phases=True), torch.device("cpu"), self.threads, spin=False)
+        self.session = ort_session(onnx_bytes(model, phases=True), torch.device("cpu"), self.threads)
         self.m, self.off, self.taps, self.k = _constants(model.scale)
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self._shape: tuple | None = None

@@ -15,11 +15,13 @@ from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
 
-def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0, spin: bool = True):
+def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0, spin: bool = False):
     """An ONNX Runtime session with all graph optimisations, on CUDA when asked and available.
 
-    ``spin=False`` stops the intra-op threads from busy-waiting after a run, for callers that use the
-    cores themselves between runs (``cpu_frame``).
+    The intra-op threads do not busy-wait after a run unless ``spin``: spinning took the cores from
+    whatever runs between two calls (the colour kernels of ``cpu_frame``, the video encoder, another
+    session) and on a shared 2-core machine made the network itself slower (x3 1080p 90 -> 77 ms
+    without it, same run).
     """
     import onnxruntime as ort
 

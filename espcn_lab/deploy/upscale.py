@@ -101,7 +101,8 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
 
 
 def upscale_files(upscaler: Upscaler, inputs: list[Path], output: Path | None, batch: int = 4,
-                  codec: str = "auto", crf: int = 18, progress: bool = True, on_error=None) -> UpscaleReport:
+                  codec: str = "auto", crf: int = 18, progress: bool = True, on_error=None,
+                  preset: str | None = None) -> UpscaleReport:
     """Upscale every input; failures are collected (and passed to ``on_error``) instead of stopping the batch."""
     from tqdm import tqdm
 
@@ -112,7 +113,8 @@ def upscale_files(upscaler: Upscaler, inputs: list[Path], output: Path | None, b
     for src, dst in zip(files, output_paths(files, output, upscaler.scale)):
         try:
             if is_video(src):
-                upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf, progress=progress)
+                upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf, progress=progress,
+                              preset=preset)
             else:
                 upscale_image_file(upscaler, src, dst)
                 bar.update()

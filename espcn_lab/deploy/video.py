@@ -85,7 +85,8 @@ def _pick_codec(dst: Path, codec: str) -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int):
+def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int,
+                      preset: str | None = None):
     stream = out.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     even = width % 2 == 0 and height % 2 == 0
@@ -95,6 +96,10 @@ def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, 
         stream.pix_fmt = "yuv420p" if even or codec not in ("libx264", "libx265") else "yuv444p"
     if codec in ("libx264", "libx265", "libvpx-vp9"):
         stream.options = {"crf": str(crf)}
+    if preset:  # x264/x265 speed preset (ultrafast .. veryslow); the encoder's own default otherwise
+        if codec not in ("libx264", "libx265"):
+            raise UserError(f"--preset applies to libx264 and libx265, not {codec}")
+        stream.options = {**stream.options, "preset": preset}
     return stream
 
 
@@ -120,7 +125,7 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
 
 
 def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: int, batch: int = 4,
-                  codec: str = "auto", crf: int = 18, progress: bool = True) -> dict:
+                  codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None) -> dict:
     """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, fps, width, height, audio_streams}."""
     from tqdm import tqdm
 
@@ -135,7 +140,7 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
         codec_name = _pick_codec(dst, codec)
         with _open_output(dst) as out:
             vout = _add_video_stream(out, codec_name, rate, vin.codec_context.width * scale,
-                                     vin.codec_context.height * scale, crf)
+                                     vin.codec_context.height * scale, crf, preset)
             audio, dropped = _copy_audio_streams(inp, out)
             jobs: queue.Queue = queue.Queue(maxsize=2 * batch)
             errors: list = []
