@@ -77,6 +77,36 @@ def _colour_row(lum, vb, vr, u, k, pr, pg, pb):
 
 
 @nb.njit(nogil=True, cache=True)
+def _interleave(planar, row, n):
+    """(n, w) planes -> row[j*n + q] = planar[q, j], any n."""
+    for j in range(planar.shape[1]):
+        for q in range(n):
+            row[j * n + q] = planar[q, j]
+
+
+# The same with n fixed at 6, 9, 12 (x2, x3, x4): the loop over q unrolls, x2's vectorises (2-20x faster).
+@nb.njit(nogil=True, cache=True)
+def _interleave6(planar, row):
+    for j in range(planar.shape[1]):
+        for q in range(6):
+            row[j * 6 + q] = planar[q, j]
+
+
+@nb.njit(nogil=True, cache=True)
+def _interleave9(planar, row):
+    for j in range(planar.shape[1]):
+        for q in range(9):
+            row[j * 9 + q] = planar[q, j]
+
+
+@nb.njit(nogil=True, cache=True)
+def _interleave12(planar, row):
+    for j in range(planar.shape[1]):
+        for q in range(12):
+            row[j * 12 + q] = planar[q, j]
+
+
+@nb.njit(nogil=True, cache=True)
 def compose_rows(lum, cb, cr, taps, k, out, r0, r1):
     """lum (B, s*s, h, w) raw network phases, cb/cr (B, h, w) -> out (B, h*s, w*s*3) uint8, LR rows r0..r1 of B*h."""
     s, h, w = taps.shape[0], cb.shape[1], cb.shape[2]
@@ -91,7 +121,12 @@ def compose_rows(lum, cb, cr, taps, k, out, r0, r1):
             for px in range(s):
                 _colour_row(lum[b, py * s + px, i], vb, vr, taps[px], k,
                             planar[3 * px], planar[3 * px + 1], planar[3 * px + 2])
-            row = out[b, i * s + py]
-            for j in range(w):  # (px, colour) planes -> interleaved pixels: shuffle and NHWC at once
-                for q in range(n):
-                    row[j * n + q] = planar[q, j]
+            row = out[b, i * s + py]  # (px, colour) planes -> interleaved pixels: shuffle and NHWC at once
+            if n == 6:
+                _interleave6(planar, row)
+            elif n == 9:
+                _interleave9(planar, row)
+            elif n == 12:
+                _interleave12(planar, row)
+            else:
+                _interleave(planar, row, n)
