@@ -37,9 +37,9 @@ def prep_rows(rgb, m, off, y, cb, cr, r0, r1):
     h, w = rgb.shape[1], rgb.shape[2]
     for r in range(r0, r1):
         b, i = r // h, r % h
-        src, yo, bo, ro = rgb[b, i], y[b, 0, i], cb[b, i], cr[b, i]
+        src, yo, bo, ro = rgb[b, i].reshape(-1), y[b, 0, i], cb[b, i], cr[b, i]  # 1-D: stride 3 is a constant
         for j in range(w):
-            red, green, blue = np.float32(src[j, 0]), np.float32(src[j, 1]), np.float32(src[j, 2])
+            red, green, blue = np.float32(src[3 * j]), np.float32(src[3 * j + 1]), np.float32(src[3 * j + 2])
             luma = m[0, 0] * red + m[0, 1] * green + m[0, 2] * blue + off[0]
             yo[j] = min(max(np.floor(luma + _HALF), _F0), _TOP) / _TOP
             bo[j] = m[1, 0] * red + m[1, 1] * green + m[1, 2] * blue + off[1]
