@@ -14,6 +14,7 @@ Output equals ``Upscaler.pipeline`` but for one grey level on rare rounding ties
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,6 +54,8 @@ def _constants(scale: int) -> tuple[np.ndarray, ...]:
 class CpuFrameRunner:
     """``(B, h, w, 3)`` uint8 tensor -> ``(B, h*s, w*s, 3)`` uint8 tensor for a Y (1-channel) model, on CPU."""
 
+    CHUNKS = 4  # row bands per thread
+
     def __init__(self, model: ESPCN, threads: int = 0):
         from espcn_lab.deploy.onnx import onnx_bytes, ort_session
 
@@ -78,11 +81,20 @@ class CpuFrameRunner:
         self._shape = shape
 
     def _split(self, kernel, *args) -> None:
-        """Run ``kernel(*args, r0, r1)`` over the B*h LR rows, in contiguous bands, one per thread."""
+        """Run ``kernel(*args, r0, r1)`` over the B*h LR rows in ``CHUNKS`` bands per thread, each thread
+        taking the next band when done: a core busy with other work then takes fewer bands instead of
+        making the others wait for its half."""
         rows = self.y.shape[0] * self.y.shape[2]
-        cuts = [rows * t // self.threads for t in range(self.threads + 1)]
-        jobs = [self._pool.submit(kernel, *args, a, b) for a, b in zip(cuts[1:-1], cuts[2:])] if self._pool else []
-        kernel(*args, cuts[0], cuts[1])
+        n = min(rows, self.CHUNKS * self.threads)
+        cuts = [rows * t // n for t in range(n + 1)]
+        bands = itertools.count()  # next() is atomic under the GIL
+
+        def work() -> None:
+            while (t := next(bands)) < n:
+                kernel(*args, cuts[t], cuts[t + 1])
+
+        jobs = [self._pool.submit(work) for _ in range(self.threads - 1)] if self._pool else []
+        work()
         for job in jobs:
             job.result()
 
