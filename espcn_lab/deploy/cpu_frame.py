@@ -104,7 +104,7 @@ class CpuFrameRunner:
         return self.lum
 
     def __call__(self, lq: torch.Tensor) -> torch.Tensor:
-        from espcn_lab.deploy.cpu_kernels import compose_rows, prep_rows
+        from espcn_lab.deploy.cpu_kernels import compose_kernel, prep_rows
 
         rgb = np.ascontiguousarray(lq.cpu().numpy())
         if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
@@ -116,5 +116,5 @@ class CpuFrameRunner:
         self._split(prep_rows, rgb, self.m, self.off, self.y, self.cb, self.cr)
         self.network()
         out = np.empty((b, h * s, w * s * 3), np.uint8)
-        self._split(compose_rows, self.lum, self.cb, self.cr, self.taps, self.k, out)
+        self._split(compose_kernel(s), self.lum, self.cb, self.cr, self.taps, self.k, out)
         return torch.from_numpy(out.reshape(b, h * s, w * s, 3)).to(lq.device)

@@ -3,17 +3,19 @@ two passes, each reading its input once and writing its output once, so together
 percent of the network.
 
 ``prep_rows``: RGB uint8 -> the network's luma input (BT.601 Y rounded to uint8, then / 255) and the
-Cb, Cr planes, at LR. ``compose_rows``: the network's ``s*s`` LR phase planes and Cb, Cr -> the
+Cb, Cr planes, at LR. ``compose_kernel(s)``: the network's ``s*s`` LR phase planes and Cb, Cr -> the
 interleaved (H, W, 3) uint8 frame: MATLAB bicubic chroma (vertical 5 taps, then horizontal, symmetric
 borders), YCbCr -> RGB, rounding half up, the pixel shuffle and channels-last in one go. The
 arithmetic follows ``Upscaler.pipeline`` step by step in float32 (its order, its constants); only
 fused multiply-adds and summation order may differ, i.e. one grey level on rare rounding ties.
 
 Both work on a range of ``(frame, LR row)`` rows so that threads can split a batch between them; they
-release the GIL. Compiled on first use and cached on disk (``cache=True``).
+release the GIL. Compiled on first use and cached on disk (``cache=True``; a few seconds once per scale).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba as nb
 import numpy as np
@@ -60,73 +62,58 @@ def _vertical(planes, b, i, t, v):
 
 
 @nb.njit(nogil=True, cache=True)
-def _colour_row(lum, vb, vr, u, k, pr, pg, pb):
-    """One output phase of one HR row: horizontal taps ``u`` on the vertical Cb/Cr rows, plus luma, rounded.
+def _colour_hr(lum, vb, vr, u, step, k, row):
+    """One HR row in HR pixel order: horizontal chroma taps, luma, YCbCr -> RGB, rounding, interleaved RGB out.
 
-    ``k`` = (luma gain, Cr->R, Cb->G, Cr->G, Cb->B, Y offset, Cb offset, Cr offset), as ``ycbcr_to_rgb_t``.
+    ``lum``, ``u[q]`` (the tap of each pixel's phase) and the spread chroma rows ``vb``/``vr`` are
+    indexed by HR pixel x; tap q of pixel x reads ``v[x + q*step]`` (step = the scale). ``k`` = (luma
+    gain, Cr->R, Cb->G, Cr->G, Cb->B, Y offset, Cb offset, Cr offset), as ``ycbcr_to_rgb_t``.
     """
-    u0, u1, u2, u3, u4 = u[0], u[1], u[2], u[3], u[4]
     gain, a_r, b_g, c_g, d_b, oy, ob, orr = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]
-    for j in range(lum.shape[0]):
-        xb = u0 * vb[j] + u1 * vb[j + 1] + u2 * vb[j + 2] + u3 * vb[j + 3] + u4 * vb[j + 4] - ob
-        xr = u0 * vr[j] + u1 * vr[j + 1] + u2 * vr[j + 2] + u3 * vr[j + 3] + u4 * vr[j + 4] - orr
-        luma = (min(max(lum[j], _F0), _F1) * _TOP - oy) * gain
-        pr[j] = np.uint8(min(max(luma + a_r * xr + _HALF, _F0), _TOP))
-        pg[j] = np.uint8(min(max(luma + b_g * xb + c_g * xr + _HALF, _F0), _TOP))
-        pb[j] = np.uint8(min(max(luma + d_b * xb + _HALF, _F0), _TOP))
+    u0, u1, u2, u3, u4 = u[0], u[1], u[2], u[3], u[4]
+    s1, s2, s3, s4 = step, 2 * step, 3 * step, 4 * step
+    for x in range(lum.shape[0]):
+        xb = u0[x] * vb[x] + u1[x] * vb[x + s1] + u2[x] * vb[x + s2] + u3[x] * vb[x + s3] + u4[x] * vb[x + s4] - ob
+        xr = u0[x] * vr[x] + u1[x] * vr[x + s1] + u2[x] * vr[x + s2] + u3[x] * vr[x + s3] + u4[x] * vr[x + s4] - orr
+        luma = (min(max(lum[x], _F0), _F1) * _TOP - oy) * gain
+        row[3 * x] = np.uint8(min(max(luma + a_r * xr + _HALF, _F0), _TOP))
+        row[3 * x + 1] = np.uint8(min(max(luma + b_g * xb + c_g * xr + _HALF, _F0), _TOP))
+        row[3 * x + 2] = np.uint8(min(max(luma + d_b * xb + _HALF, _F0), _TOP))
 
 
-@nb.njit(nogil=True, cache=True)
-def _interleave(planar, row, n):
-    """(n, w) planes -> row[j*n + q] = planar[q, j], any n."""
-    for j in range(planar.shape[1]):
-        for q in range(n):
-            row[j * n + q] = planar[q, j]
+@functools.lru_cache(maxsize=None)
+def compose_kernel(scale: int):
+    """``compose(lum, cb, cr, taps, k, out, r0, r1)`` for ``scale``: lum (B, s*s, h, w) raw network phases,
+    cb/cr (B, h, w) -> out (B, h*s, w*s*3) uint8, for LR rows r0..r1 of B*h.
 
+    The scale is a compile-time constant here (numba caches one build per value), so the two steps
+    that reorder LR phases into HR pixel order are fixed-stride loops the compiler vectorises; all
+    the arithmetic then runs over HR pixels and writes each output row once, in order.
+    """
+    s = int(scale)  # the only captured value: numba's disk cache keys the build by it
 
-# The same with n fixed at 6, 9, 12 (x2, x3, x4): the loop over q unrolls, x2's vectorises (2-20x faster).
-@nb.njit(nogil=True, cache=True)
-def _interleave6(planar, row):
-    for j in range(planar.shape[1]):
-        for q in range(6):
-            row[j * 6 + q] = planar[q, j]
+    @nb.njit(nogil=True, cache=True)
+    def compose(lum, cb, cr, taps, k, out, r0, r1):
+        h, w = cb.shape[1], cb.shape[2]
+        u = np.empty((5, w * s), np.float32)
+        for x in range(w * s):
+            for q in range(5):
+                u[q, x] = taps[x % s, q]
+        vb, vr = np.empty(w + 4, np.float32), np.empty(w + 4, np.float32)
+        sb, sr = np.empty((w + 4) * s, np.float32), np.empty((w + 4) * s, np.float32)
+        luma = np.empty(w * s, np.float32)
+        for r in range(r0, r1):
+            b, i = r // h, r % h
+            for py in range(s):
+                _vertical(cb, b, i, taps[py], vb)
+                _vertical(cr, b, i, taps[py], vr)
+                for j in range(w + 4):  # each LR chroma sample under its s HR pixels
+                    for p in range(s):
+                        sb[j * s + p] = vb[j]
+                        sr[j * s + p] = vr[j]
+                for j in range(w):  # phase (py, px) of LR pixel (i, j) -> HR pixel j*s + px: the shuffle
+                    for px in range(s):
+                        luma[j * s + px] = lum[b, py * s + px, i, j]
+                _colour_hr(luma, sb, sr, u, s, k, out[b, i * s + py])
 
-
-@nb.njit(nogil=True, cache=True)
-def _interleave9(planar, row):
-    for j in range(planar.shape[1]):
-        for q in range(9):
-            row[j * 9 + q] = planar[q, j]
-
-
-@nb.njit(nogil=True, cache=True)
-def _interleave12(planar, row):
-    for j in range(planar.shape[1]):
-        for q in range(12):
-            row[j * 12 + q] = planar[q, j]
-
-
-@nb.njit(nogil=True, cache=True)
-def compose_rows(lum, cb, cr, taps, k, out, r0, r1):
-    """lum (B, s*s, h, w) raw network phases, cb/cr (B, h, w) -> out (B, h*s, w*s*3) uint8, LR rows r0..r1 of B*h."""
-    s, h, w = taps.shape[0], cb.shape[1], cb.shape[2]
-    n = 3 * s
-    vb, vr = np.empty(w + 4, np.float32), np.empty(w + 4, np.float32)
-    planar = np.empty((n, w), np.uint8)
-    for r in range(r0, r1):
-        b, i = r // h, r % h
-        for py in range(s):
-            _vertical(cb, b, i, taps[py], vb)
-            _vertical(cr, b, i, taps[py], vr)
-            for px in range(s):
-                _colour_row(lum[b, py * s + px, i], vb, vr, taps[px], k,
-                            planar[3 * px], planar[3 * px + 1], planar[3 * px + 2])
-            row = out[b, i * s + py]  # (px, colour) planes -> interleaved pixels: shuffle and NHWC at once
-            if n == 6:
-                _interleave6(planar, row)
-            elif n == 9:
-                _interleave9(planar, row)
-            elif n == 12:
-                _interleave12(planar, row)
-            else:
-                _interleave(planar, row, n)
+    return compose
