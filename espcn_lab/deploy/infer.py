@@ -4,7 +4,8 @@
 tiling) so ``upscale``, video and ``bench`` all run one code path. Colour handling is the paper's:
 BT.601 luma through the network, chroma and alpha by MATLAB-compatible bicubic (``ops``).
 Large inputs are cut into overlapping tiles whose overlap covers the receptive field, so tiled and
-untiled outputs are identical while memory stays bounded by the tile size.
+untiled outputs are identical while memory stays bounded by the tile size. With ONNX Runtime a frame
+skips ``pipeline``: ``cpu_frame`` (RGB, Y model, CPU) or one ONNX graph (``frame_graph``).
 """
 
 from __future__ import annotations
