@@ -56,8 +56,8 @@ def _interpreter_report() -> None:
     """Run in the child: every case through the interpreted kernel, printed as one JSON line."""
     from espcn_lab.deploy.triton_kernel import forward, pack
 
-    def run(model, x):
-        return forward(pack(model), x, model.scale, isinstance(model.body[1], torch.nn.ReLU))
+    def run(model, x, precision="fp32"):
+        return forward(pack(model), x, model.scale, isinstance(model.body[1], torch.nn.ReLU), precision)
 
     cases = {}
     for scale, act, channels in ((2, "relu", 1), (3, "tanh", 1), (4, "tanh", 1), (2, "tanh", 3)):
@@ -69,6 +69,9 @@ def _interpreter_report() -> None:
         got = run(model, x)
         cases[f"x{scale}_{act}_c{channels}"] = {"shape_ok": got.shape == ref.shape, "psnr": _psnr(got, ref),
                                                 "max_abs": float((got - ref).abs().max())}
+    with torch.no_grad():
+        ref = model(x)  # the last case's model and input, with fp16 operands (fp32 accumulation)
+    cases["x2_tanh_c3_fp16"] = {"psnr": _psnr(run(model, x, "fp16"), ref)}
     if BUTTERFLY.is_file():
         cases["butterfly_x3"] = _real_image_case(run)
     print(json.dumps(cases))
@@ -85,9 +88,21 @@ def test_interpreted_kernel_matches_pytorch_fp32():
         if name.startswith("butterfly"):
             assert case["psnr_vs_torch"] >= 60
             assert abs(case["psnr_y_torch"] - case["psnr_y_triton"]) < 0.01, case
+        elif name.endswith("fp16"):
+            assert case["psnr"] >= 60, case
         else:
             assert case["shape_ok"] and case["psnr"] >= 60 and case["max_abs"] < 1e-4, (name, case)
-    assert len(cases) == 4 + BUTTERFLY.is_file()
+    assert len(cases) == 5 + BUTTERFLY.is_file()
+
+
+def test_bf16_is_refused_in_one_line(monkeypatch):
+    from espcn_lab.deploy import triton_kernel
+
+    monkeypatch.setattr(triton_kernel, "_interpret", lambda: True)  # past the CUDA check, to the precision one
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton not installed")
+    with pytest.raises(UserError, match="fp16"):
+        triton_kernel.triton_runner(ESPCN(3), torch.device("cpu"), "bf16")
 
 
 def test_unsupported_networks_are_named():
@@ -102,11 +117,14 @@ def test_unsupported_networks_are_named():
 def test_triton_without_cuda_is_one_line_and_never_automatic(tmp_path, capsys):
     from espcn_lab.cli import main
     from espcn_lab.deploy.runtime import pick_backend
+    from espcn_lab.deploy.triton_kernel import triton_runner
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(UserError, match="CUDA"):
         pick_backend("triton", torch.device("cpu"), "fp32")
+    with pytest.raises(UserError, match="CUDA"):
+        triton_runner(ESPCN(3), torch.device("cpu"), "fp32")
     assert pick_backend("auto", torch.device("cpu"), "fp32") != "triton"
     for argv in (["bench", "x3", "--device", "cpu", "--backend", "triton"],
                  ["upscale", "x3", str(tmp_path / "missing.png"), "--backend", "triton"]):
