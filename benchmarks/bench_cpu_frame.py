@@ -10,7 +10,9 @@ side by side call by call in one run (``bench.measure_side_by_side``):
 Then the floor: the machine's fp32 multiply-add rate on all cores, both as large torch and numpy
 matmuls (what a library reaches) and as an FMA-bound C loop compiled here with ``cc -march=native``
 (the instruction ceiling; the floor uses it when a compiler exists), the network's multiply-adds
-per frame (``model.multiply_adds``) and so the least ms a frame can take, with ours as a multiple. ``--pipeline`` adds the video figures of ``bench_video``.
+per frame (``model.multiply_adds``) and so the least ms a frame can take, with ours as a multiple.
+``--pipeline`` adds the video figures of ``bench_video`` and the same clip through the one-graph
+frame path.
 
 Usage: ``python benchmarks/bench_cpu_frame.py [--scales 2 3 4] [--runs 15] [--pipeline] [--preset P]``;
 writes ``benchmarks/results/cpu_frame.json`` and prints a markdown table with the machine and its load.
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from espcn_lab.deploy.bench import machine, measure_side_by_side
-from espcn_lab.deploy.bench_video import bench_pipeline, cores
+from espcn_lab.deploy.bench_video import bench_pipeline, cores, synthetic_clip, timed_video_run
 from espcn_lab.deploy.frame_graph import ort_frame_runner
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.model import ESPCN, multiply_adds
@@ -133,7 +135,22 @@ def bench_scale(scale: int, runs: int, budget: float) -> dict:
     return {"scale": scale, "ms": ms, "macs": multiply_adds(model, h, w), "runner": type(runner).__name__,
             "frame_over_network": round(ms["frame"] / ms["network"], 3),
             "frame_graph_over_network": round(ms["frame_graph"] / ms["network"], 3),
-            "frame_over_phases": round(ms["frame"] / ms["network_phases"], 3), "upscaler": up}
+            "frame_over_phases": round(ms["frame"] / ms["network_phases"], 3), "upscaler": up, "graph": graph}
+
+
+def _pipelines(r: dict, scale: int, args) -> dict:
+    """``bench_pipeline`` on a synthetic clip, and the same clip through the one-graph frame path (before)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = synthetic_clip(Path(tmp) / "lq.mkv", 1080 // scale, 1920 // scale, args.frames)
+        report = bench_pipeline(r["upscaler"], "1080p", r["ms"]["network"], video=clip, preset=args.preset)
+        graph = r["graph"]
+        before = timed_video_run(clip, Path(tmp) / "graph.mp4", lambda f: graph(torch.from_numpy(f)).numpy(), scale,
+                                 "auto", args.preset)
+    report["graph_pipeline_run"] = before
+    report["pipeline_over_graph_pipeline"] = round(report["pipeline_fps"] / before["fps"], 3)
+    return report
 
 
 def main() -> None:
@@ -154,9 +171,8 @@ def main() -> None:
         r["floor_ms"] = round(r["macs"] / gmacs / 1e6, 1)
         r["network_over_floor"] = round(r["ms"]["network"] / r["floor_ms"], 2)
         if args.pipeline:
-            r["pipeline"] = bench_pipeline(r["upscaler"], "1080p", r["ms"]["network"], frames=args.frames,
-                                           preset=args.preset)
-        del r["upscaler"]
+            r["pipeline"] = _pipelines(r, scale, args)
+        del r["upscaler"], r["graph"]
         rows.append(r)
     report = {"machine": {**machine(torch.device("cpu")), "cores": cores(), "load_avg_before": load_before},
               "peak_gmac_s": peak, "results": rows}
@@ -186,7 +202,9 @@ def _print(report: dict, gmacs: float) -> None:
                   f"{p['codec_bound_fps']} fps ({p['pipeline_over_codec_bound']:.0%} reached, cores "
                   f"{p['pipeline_run']['core_use']:.0%} busy); decode+encode alone {p['decode_encode_fps']} fps "
                   f"({p['decode_encode_run']['cpu_ms_per_frame']} core-ms/frame); decode+bicubic+encode "
-                  f"{p['decode_bicubic_encode_fps']} fps")
+                  f"{p['decode_bicubic_encode_fps']} fps; with the one-graph frame path (before) "
+                  f"{p['graph_pipeline_run']['fps']} fps, {p['graph_pipeline_run']['cpu_ms_per_frame']} core-ms/frame "
+                  f"(ours {p['pipeline_run']['cpu_ms_per_frame']})")
 
 
 if __name__ == "__main__":

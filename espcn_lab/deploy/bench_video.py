@@ -68,7 +68,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _timed_run(src: Path, dst: Path, fn: Callable, scale: int, codec: str, preset: str | None) -> dict:
+def timed_video_run(src: Path, dst: Path, fn: Callable, scale: int, codec: str, preset: str | None) -> dict:
     from espcn_lab.deploy.video import upscale_video
 
     t0, c0 = time.perf_counter(), _cpu_seconds()
@@ -92,7 +92,7 @@ def bench_pipeline(upscaler, resolution: str, net_ms: float | None = None, frame
              "pipeline": upscaler}
     with tempfile.TemporaryDirectory() as tmp:
         src = video or synthetic_clip(Path(tmp) / "lq.mkv", height // s, width // s, frames)
-        runs = {name: _timed_run(src, Path(tmp) / f"{name}.mp4", fn, s, codec, preset) for name, fn in paths.items()}
+        runs = {name: timed_video_run(src, Path(tmp) / f"{name}.mp4", fn, s, codec, preset) for name, fn in paths.items()}
     pipe, codec_only = runs["pipeline"], runs["decode_encode"]
     report = {"frames": pipe["frames"], "codec": pipe["codec"], "preset": preset or "default",
               "source": str(video or "synthetic"), "cores": cores(), **{f"{k}_run": v for k, v in runs.items()},
