@@ -107,6 +107,7 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
     """Encode frames from ``jobs`` until None arrives (runs on its own thread; PyAV releases the GIL)."""
     import av
 
+    item = ()
     try:
         while (item := jobs.get()) is not None:
             index, rgb = item
@@ -120,13 +121,14 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
             out.mux(packets)
     except Exception as err:  # surfaced on the main thread
         errors.append(err)
-        while jobs.get() is not None:
-            pass
+        while item is not None:  # drain until the end mark, unless the flush after it failed (it was seen)
+            item = jobs.get()
 
 
 def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: int, batch: int = 4,
                   codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None) -> dict:
     """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, fps, width, height, audio_streams}."""
+    import av
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
@@ -150,6 +152,8 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
             bar = tqdm(total=vin.frames or None, unit="frame", disable=not progress, desc=src.name)
             try:
                 count = _pump(inp, vin, audio, out, frame_fn, batch, jobs, bar, errors, lock)
+            except av.error.FFmpegError as err:  # muxing audio can meet a failed encoder first
+                errors.append(err)
             finally:
                 jobs.put(None)
                 worker.join()
