@@ -150,7 +150,8 @@ def evaluate(
 _MODEL_HELP = "x2, x3, x4 (shipped weights), a .safetensors file or a Lightning .ckpt."
 _DEVICE_HELP = "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
 _PRECISION_HELP = "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."
-_BACKEND_HELP = "auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime."
+_BACKEND_HELP = ("auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime, "
+                 "triton (fused kernel, CUDA only, pip install 'espcn-lab[triton]').")
 
 
 def _upscaler(model: str, device: str, precision: str, backend: str, tile: int = 1024, compile: bool = False):
@@ -179,6 +180,8 @@ def upscale(
     batch: Annotated[int, typer.Option(help="Video frames per model call.", min=1)] = 4,
     codec: Annotated[str, typer.Option(help="Video codec: auto (libx264; rawvideo for .y4m) or any PyAV encoder name.")] = "auto",
     crf: Annotated[int, typer.Option(help="Video quality for x264/x265/vp9 (lower is better; 18 is visually lossless).")] = 18,
+    preset: Annotated[Optional[str], typer.Option(
+        help="x264/x265 speed preset (ultrafast .. veryslow) [default: the encoder's, medium]; on CPU the encoder, not the model, caps video fps.")] = None,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (torch backend).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (frames/s for videos).")] = True,
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 89_478_485,
@@ -193,7 +196,7 @@ def upscale(
     _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
     report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
                            on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr),
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels, preset=preset)
     for _, dst in report.written:
         print(dst)
     print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
@@ -225,6 +228,7 @@ def bench(
     pipeline: Annotated[bool, typer.Option(
         help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="x264 preset for --pipeline [default: the encoder's, medium].")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
 ) -> None:
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
@@ -238,7 +242,7 @@ def bench(
         raise UserError(f"unknown resolution {bad[0]!r}; choose from {', '.join(RESOLUTIONS)}")
     loaded, upscaler = _upscaler(model, device, precision, backend)
     report = run_bench(upscaler, loaded.model, resolution, runs, warmup, budget, baselines,
-                       peer_models, pipeline, video)
+                       peer_models, pipeline, video, preset)
     _print_bench(report)
     if json_path:
         from espcn_lab.files import write_bytes_atomic
@@ -253,7 +257,8 @@ def _print_bench(report: dict) -> None:
           f"({m['threads']} threads, torch {m['torch']})")
     for res, r in report["by_resolution"].items():
         print(f"{res} ({r['input']} -> {r['output']}): model {r['ms_per_frame']:.3f} ms/frame "
-              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms")
+              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms ({r['frame_over_network']:.2f}x the model"
+              + (f"; model without shuffle {r['network_phases_ms']:.3f} ms" if "network_phases_ms" in r else "") + ")")
         for name, b in r.get("baselines", {}).items():
             figure = f"{b['ms_per_frame']:10.3f} ms  {b['fps']:9.1f} fps" if "ms_per_frame" in b else f"skipped: {b['skipped']}"
             print(f"  {name:30s} {figure}")
@@ -262,7 +267,11 @@ def _print_bench(report: dict) -> None:
         if r.get("pipeline"):
             p = r["pipeline"]
             print(f"  video pipeline {p['pipeline_fps']} fps vs decode+bicubic+encode {p['decode_bicubic_encode_fps']} fps "
-                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']})")
+                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']} preset {p['preset']}); "
+                  f"decode+encode alone {p['decode_encode_fps']} fps")
+            if "network_fps" in p:
+                print(f"  pipeline/network {p['pipeline_over_network']:.2f}; codec-bound ceiling {p['codec_bound_fps']} fps "
+                      f"(pipeline at {p['pipeline_over_codec_bound']:.0%} of it, cores {p['pipeline_run']['core_use']:.0%} busy)")
 
 
 @app.command()

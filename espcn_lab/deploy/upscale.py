@@ -106,7 +106,7 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path, max_pixels: int
 
 def upscale_files(upscaler: Upscaler, inputs: list[Path], output: str | Path | None, batch: int = 4,
                   codec: str = "auto", crf: int = 18, progress: bool = True, on_error=None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> UpscaleReport:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, preset: str | None = None) -> UpscaleReport:
     """Upscale every input; failures are collected (and passed to ``on_error``) instead of stopping the batch."""
     from tqdm import tqdm
 
@@ -117,7 +117,8 @@ def upscale_files(upscaler: Upscaler, inputs: list[Path], output: str | Path | N
     for src, dst in zip(files, output_paths(files, output, upscaler.scale)):
         try:
             if is_video(src):
-                upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf, progress=progress)
+                upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf, progress=progress,
+                              preset=preset)
             else:
                 upscale_image_file(upscaler, src, dst, max_pixels)
                 bar.update()

@@ -80,7 +80,8 @@ def _pick_codec(dst: Path, codec: str) -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int):
+def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int,
+                      preset: str | None = None):
     stream = out.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     even = width % 2 == 0 and height % 2 == 0
@@ -90,6 +91,10 @@ def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, 
         stream.pix_fmt = "yuv420p" if even or codec not in ("libx264", "libx265") else "yuv444p"
     if codec in ("libx264", "libx265", "libvpx-vp9"):
         stream.options = {"crf": str(crf)}
+    if preset:  # x264/x265 speed preset (ultrafast .. veryslow); the encoder's own default otherwise
+        if codec not in ("libx264", "libx265"):
+            raise UserError(f"--preset applies to libx264 and libx265, not {codec}")
+        stream.options = {**stream.options, "preset": preset}
     return stream
 
 
@@ -97,6 +102,7 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
     """Encode frames from ``jobs`` until None arrives (runs on its own thread; PyAV releases the GIL)."""
     import av
 
+    item = ()
     try:
         while (item := jobs.get()) is not None:
             index, rgb = item
@@ -110,13 +116,14 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
             out.mux(packets)
     except Exception as err:  # surfaced on the main thread
         errors.append(err)
-        while jobs.get() is not None:
-            pass
+        while item is not None:  # drain until the end mark, unless the flush after it failed (it was seen)
+            item = jobs.get()
 
 
 def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: int, batch: int = 4,
-                  codec: str = "auto", crf: int = 18, progress: bool = True) -> dict:
+                  codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None) -> dict:
     """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, fps, width, height, audio_streams}."""
+    import av
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
@@ -130,7 +137,7 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
         codec_name = _pick_codec(dst, codec)
         with _open_output(dst) as out:
             vout = _add_video_stream(out, codec_name, rate, vin.codec_context.width * scale,
-                                     vin.codec_context.height * scale, crf)
+                                     vin.codec_context.height * scale, crf, preset)
             audio, dropped = _copy_audio_streams(inp, out)
             jobs: queue.Queue = queue.Queue(maxsize=2 * batch)
             errors: list = []
@@ -140,6 +147,8 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
             bar = tqdm(total=vin.frames or None, unit="frame", disable=not progress, desc=src.name)
             try:
                 count = _pump(inp, vin, audio, out, frame_fn, batch, jobs, bar, errors, lock)
+            except av.error.FFmpegError as err:  # muxing audio can meet a failed encoder first
+                errors.append(err)
             finally:
                 jobs.put(None)
                 worker.join()

@@ -14,9 +14,9 @@ import torch
 from espcn_lab.checkpoint import LoadedModel
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.evaluate.metrics import psnr_y
-from espcn_lab.files import atomic_output
 from espcn_lab.evaluate.protocol import make_eval_pair
 from espcn_lab.evaluate.score import network_pass
+from espcn_lab.files import atomic_output
 from espcn_lab.imaging.degrade import degrade, modcrop, upscale_bicubic
 from espcn_lab.imaging.read import list_images, read_hr
 
