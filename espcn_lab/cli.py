@@ -200,8 +200,9 @@ def upscale(
     for _, dst in report.written:
         print(dst)
     print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
+          + (f"; {len(report.incomplete)} incomplete (damaged input)" if report.incomplete else "")
           + (f"; {len(report.failed)} failed" if report.failed else ""), file=sys.stderr)
-    if report.failed:
+    if report.failed or report.incomplete:
         raise typer.Exit(1)
 
 

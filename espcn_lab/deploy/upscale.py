@@ -21,10 +21,12 @@ from espcn_lab.imaging.read import DEFAULT_MAX_PIXELS, is_image_file, read_image
 
 @dataclass
 class UpscaleReport:
-    """What happened to each input: (input, output) written, (input, message) failed."""
+    """What happened to each input: (input, output) written, (input, message) failed, and (input, message) for
+    videos written only as far as they decoded (also in ``written``)."""
 
     written: list[tuple[Path, Path]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    incomplete: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:
@@ -117,8 +119,15 @@ def upscale_files(upscaler: Upscaler, inputs: list[Path], output: str | Path | N
     for src, dst in zip(files, output_paths(files, output, upscaler.scale)):
         try:
             if is_video(src):
-                upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf, progress=progress,
-                              preset=preset)
+                done = upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf,
+                                     progress=progress, preset=preset)
+                if not done["complete"]:
+                    of = f" of {done['expected_frames']}" if done["expected_frames"] else ""
+                    why = f" ({done['decode_error']})" if done["decode_error"] else ""
+                    message = f"{src}: only {done['frames']}{of} frames could be decoded{why}; {dst} holds those"
+                    report.incomplete.append((src, message))
+                    if on_error:
+                        on_error(message)
             else:
                 upscale_image_file(upscaler, src, dst, max_pixels)
                 bar.update()
