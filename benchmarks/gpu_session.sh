@@ -58,5 +58,10 @@ fi
 timeout 90 $PY -m pytest -q -m gpu tests/test_infer.py -p no:cacheprovider
 timeout 120 $PY -m espcn_lab.cli bench x3 --device cuda --resolution 1080p --resolution 4k --budget 3 \
   --json "$OUT/bench_cuda_x3.json" 2>&1 | tail -30
+if $PY -c "import triton" 2>/dev/null; then  # the fused kernel (issue 16 item 5): parity, then its figure
+  timeout 120 $PY -m pytest -q -s -m gpu tests/test_triton_kernel.py -p no:cacheprovider
+  timeout 90 $PY -m espcn_lab.cli bench x3 --device cuda --backend triton --resolution 1080p --no-baselines \
+    --budget 3 --json "$OUT/bench_cuda_triton_x3.json" 2>&1 | tail -5
+fi
 timeout 150 $PY $C/gpu_reference.py 2>&1 | tail -60
 date -u +"done %T"

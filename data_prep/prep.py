@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -194,6 +195,10 @@ def build_shards(folder: Path, todo: list, source, spec: PatchSpec, opts: PrepOp
                 writers.pop(k).finish()
             bar.update(1)
             bar.set_postfix(pairs=stats["pairs"], skipped=stats["skipped"], refresh=False)
+    except OSError as err:  # a full or read-only disk: the shards already finished stay valid
+        done = sum(v == 0 for v in remaining.values())
+        raise UserError(f"{folder}: cannot write shards ({err.strerror or err}); the {done} finished this run "
+                        "are kept: free space and rerun the same command to resume") from None
     finally:
         bar.close()
         for writer in writers.values():
@@ -226,16 +231,23 @@ def _results(jobs: Iterator[tuple], source, spec: PatchSpec, opts: PrepOptions, 
         yield from ((job, process_image(job)) for job in jobs)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(source, spec, opts.max_pixels)) as pool:
-        pending: deque = deque()
+    # concurrent.futures, not multiprocessing.Pool: Pool.terminate() can deadlock when the consumer stops
+    # with tasks in flight (a full disk mid-run hung prep for good); this shutdown waits for at most the
+    # window of queued images and cancels the rest
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(source, spec, opts.max_pixels))
+    pending: deque = deque()
+    try:
         for job in jobs:
-            pending.append((job, pool.apply_async(process_image, (job,))))
+            pending.append((job, pool.submit(process_image, job)))
             if len(pending) >= 4 * workers:
-                done, result = pending.popleft()
-                yield done, result.get()
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            done, result = pending.popleft()
-            yield done, result.get()
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _WORKER: dict[str, Any] = {}

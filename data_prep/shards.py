@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 from collections import Counter
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from espcn_lab.errors import UserError
+from espcn_lab.files import write_bytes_atomic
 from espcn_lab.shards.format import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -56,9 +58,7 @@ def plan_shards(selection: dict[str, list[int]], refs: list[str], images_per_sha
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def sha256_file(path: Path) -> str:
@@ -97,8 +97,12 @@ class ShardWriter:
         return info
 
     def abort(self) -> None:
-        self.tar.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.tar.close()  # flushes: may fail again on a full disk
+        except OSError:
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 def shard_info(folder: Path, plan: ShardPlan) -> dict[str, Any] | None:
@@ -132,13 +136,24 @@ def prepare_folder(folder: Path, identity: dict[str, Any], overwrite: bool) -> N
     write_json_atomic(args_path, identity)
 
 
+_PREP_NAMES = re.compile(r"(train|val)-\d{6}\.tar|\.(train|val)-\d{6}\.tar\.tmp")
+
+
 def _remove_outputs(folder: Path) -> None:
-    """Delete only what prep writes (shards, manifest, state), never other files."""
+    """Delete only what prep writes: shards and their temporary files by their exact names, a manifest prep
+    made, the state folder. Never other files (a user's ``train-photos.tar`` stays)."""
     if not folder.is_dir():
         return
-    for path in [*folder.glob("train-*.tar"), *folder.glob("val-*.tar"), *folder.glob(".*.tmp*"),
-                 folder / MANIFEST_NAME]:
-        path.unlink(missing_ok=True)
+    for path in folder.iterdir():
+        if _PREP_NAMES.fullmatch(path.name) and path.is_file():
+            path.unlink()
+    manifest = folder / MANIFEST_NAME
+    try:
+        made_by_prep = json.loads(manifest.read_text()).get("created_by") == "espcn-lab prep"
+    except (OSError, ValueError, AttributeError):
+        made_by_prep = False
+    if made_by_prep:
+        manifest.unlink()
     shutil.rmtree(folder / STATE_DIR, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from espcn_lab.config import Config, from_dict, to_dict
-from espcn_lab.errors import UserError
+from espcn_lab.errors import ConfigError, UserError
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.model import ESPCN, build_model
 
@@ -41,15 +41,17 @@ class LoadedModel:
 
 
 def save_safetensors(model: ESPCN, cfg: Config, degradation: DegradationSpec, path: str | Path) -> Path:
-    """Write weights plus config/degradation metadata to one ``.safetensors`` file."""
+    """Write weights plus config/degradation metadata to one ``.safetensors`` file (atomically: a failed
+    write leaves any file already at ``path`` as it was)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from espcn_lab.files import atomic_output
+
     meta = {"espcn_lab": json.dumps({"config": to_dict(cfg), "degradation": degradation.to_dict()})}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
-    return path
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return Path(path)
 
 
 def _resolve(spec: str) -> Path:
@@ -64,12 +66,31 @@ def _resolve(spec: str) -> Path:
     return path
 
 
-def _from_payload(payload: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> LoadedModel:
-    cfg = from_dict(payload["config"])
+def _from_payload(payload: Any, state: dict[str, torch.Tensor], path: Path) -> LoadedModel:
+    """Check the metadata and the tensors against each other before a network is built (metadata that
+    describes a huge network must not allocate it), then load; UserError naming what is wrong."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+        raise UserError(f"{path}: not an espcn-lab model (its metadata holds no config mapping)")
+    try:
+        cfg = from_dict(payload["config"])
+        degradation = DegradationSpec(**payload.get("degradation", {}))
+    except (ConfigError, TypeError) as err:
+        raise UserError(f"{path}: its stored config is not valid ({err})") from None
+    with torch.device("meta"):  # shapes only, no memory
+        expected = {k: tuple(v.shape) for k, v in build_model(cfg.model).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        wrong = [k for k in expected if k in found and expected[k] != found[k]]  # in layer order
+        detail = (f"{wrong[0]} is {found[wrong[0]]}, the x{cfg.model.scale} network it describes needs {expected[wrong[0]]}"
+                  if wrong else f"tensors {sorted(found.keys() ^ expected.keys())[:3]} missing or extra")
+        raise UserError(f"{path}: weights do not match the model its metadata describes ({detail})")
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise UserError(f"{path}: weights {bad[0]} contain NaN or infinite values (a diverged run?); not used")
     model = build_model(cfg.model)
     model.load_state_dict(state)
     model.eval()
-    return LoadedModel(model, cfg, DegradationSpec(**payload.get("degradation", {})), source)
+    return LoadedModel(model, cfg, degradation, str(path))
 
 
 def _load_error(err: Exception, path: Path) -> str:
@@ -135,5 +156,6 @@ def load_model(spec: str) -> LoadedModel:
     except UserError:
         raise
     except Exception as err:  # a corrupt file, the wrong layout: all mean "not a model"
-        raise UserError(f"{path}: not an espcn-lab model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    return _from_payload(payload, state, str(path))
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise UserError(f"{path}: not an espcn-lab model ({type(err).__name__}: {first})") from None
+    return _from_payload(payload, state, path)

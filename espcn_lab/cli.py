@@ -154,7 +154,8 @@ def evaluate(
 _MODEL_HELP = "x2, x3, x4 (shipped weights), a .safetensors file or a Lightning .ckpt."
 _DEVICE_HELP = "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
 _PRECISION_HELP = "auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."
-_BACKEND_HELP = "auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime."
+_BACKEND_HELP = ("auto (onnxruntime on CPU, torch elsewhere: the fastest that keeps fp32 quality), torch, onnxruntime, "
+                 "triton (fused kernel, CUDA only, pip install 'espcn-lab[triton]').")
 
 
 def _upscaler(model: str, device: str, precision: str, backend: str, tile: int = 1024, compile: bool = False):
@@ -171,8 +172,10 @@ def upscale(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
     inputs: Annotated[list[Path], typer.Argument(
         help="Images (any Pillow format), folders of images/frames, or videos (mp4, mkv, mov, y4m, ...).")],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output file (one input) or folder (keeps input names) [default: NAME_xS.EXT beside each input].")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Output file (one input) or folder (keeps input names; an existing folder, a trailing "
+                               "slash or a name without extension) [default: NAME_xS.EXT beside each input]. "
+                               "Never one of the inputs; written atomically.")] = None,
     device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
     precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "auto",
     backend: Annotated[str, typer.Option(help=_BACKEND_HELP)] = "auto",
@@ -181,8 +184,11 @@ def upscale(
     batch: Annotated[int, typer.Option(help="Video frames per model call.", min=1)] = 4,
     codec: Annotated[str, typer.Option(help="Video codec: auto (libx264; rawvideo for .y4m) or any PyAV encoder name.")] = "auto",
     crf: Annotated[int, typer.Option(help="Video quality for x264/x265/vp9 (lower is better; 18 is visually lossless).")] = 18,
+    preset: Annotated[Optional[str], typer.Option(
+        help="x264/x265 speed preset (ultrafast .. veryslow) [default: the encoder's, medium]; on CPU the encoder, not the model, caps video fps.")] = None,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (torch backend).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (frames/s for videos).")] = True,
+    max_pixels: Annotated[int, typer.Option(help="Refuse larger images (decompression bombs).")] = 89_478_485,
 ) -> None:
     """Super-resolve images, folders or videos: Y through the network, colour and alpha by bicubic.
 
@@ -193,12 +199,14 @@ def upscale(
 
     _, upscaler = _upscaler(model, device, precision, backend, tile, compile)
     report = upscale_files(upscaler, inputs, output, batch=batch, codec=codec, crf=crf, progress=progress,
-                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr))
+                           on_error=lambda msg: print(f"espcn-lab: error: {msg}", file=sys.stderr),
+                           max_pixels=max_pixels, preset=preset)
     for _, dst in report.written:
         print(dst)
     print(f"upscaled {len(report.written)} file(s) x{upscaler.scale} with {upscaler.describe()}"
+          + (f"; {len(report.incomplete)} incomplete (damaged input)" if report.incomplete else "")
           + (f"; {len(report.failed)} failed" if report.failed else ""), file=sys.stderr)
-    if report.failed:
+    if report.failed or report.incomplete:
         raise typer.Exit(1)
 
 
@@ -225,6 +233,7 @@ def bench(
     pipeline: Annotated[bool, typer.Option(
         help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="x264 preset for --pipeline [default: the encoder's, medium].")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
 ) -> None:
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
@@ -238,11 +247,12 @@ def bench(
         raise UserError(f"unknown resolution {bad[0]!r}; choose from {', '.join(RESOLUTIONS)}")
     loaded, upscaler = _upscaler(model, device, precision, backend)
     report = run_bench(upscaler, loaded.model, resolution, runs, warmup, budget, baselines,
-                       peer_models, pipeline, video)
+                       peer_models, pipeline, video, preset)
     _print_bench(report)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=1))
+        from espcn_lab.files import write_bytes_atomic
+
+        write_bytes_atomic(json_path, json.dumps(report, indent=1).encode())
         print(f"wrote {json_path}")
 
 
@@ -252,7 +262,8 @@ def _print_bench(report: dict) -> None:
           f"({m['threads']} threads, torch {m['torch']})")
     for res, r in report["by_resolution"].items():
         print(f"{res} ({r['input']} -> {r['output']}): model {r['ms_per_frame']:.3f} ms/frame "
-              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms")
+              f"({r['fps']:.1f} fps); full RGB frame {r['frame_ms']:.3f} ms ({r['frame_over_network']:.2f}x the model"
+              + (f"; model without shuffle {r['network_phases_ms']:.3f} ms" if "network_phases_ms" in r else "") + ")")
         for name, b in r.get("baselines", {}).items():
             figure = f"{b['ms_per_frame']:10.3f} ms  {b['fps']:9.1f} fps" if "ms_per_frame" in b else f"skipped: {b['skipped']}"
             print(f"  {name:30s} {figure}")
@@ -261,7 +272,11 @@ def _print_bench(report: dict) -> None:
         if r.get("pipeline"):
             p = r["pipeline"]
             print(f"  video pipeline {p['pipeline_fps']} fps vs decode+bicubic+encode {p['decode_bicubic_encode_fps']} fps "
-                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']})")
+                  f"({p['pipeline_over_floor']:.0%}, {p['frames']} frames, {p['codec']} preset {p['preset']}); "
+                  f"decode+encode alone {p['decode_encode_fps']} fps")
+            if "network_fps" in p:
+                print(f"  pipeline/network {p['pipeline_over_network']:.2f}; codec-bound ceiling {p['codec_bound_fps']} fps "
+                      f"(pipeline at {p['pipeline_over_codec_bound']:.0%} of it, cores {p['pipeline_run']['core_use']:.0%} busy)")
 
 
 @app.command()
@@ -289,7 +304,7 @@ def export(
 def refit(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The refitted model, a .safetensors file (eval, upscale, bench, export take it).")],
-    image_dir: Annotated[Optional[list[str]], typer.Option("--image-dir", help="Folder of the training images, used whole (recommended: no patch borders); repeat for several.")] = None,
+    image_dir: Annotated[Optional[list[str]], typer.Option("--image-dir", help="Folder of the training images, used whole (recommended: no patch borders), or a prep shard folder (its train split's source images, whole); repeat for several.")] = None,
     shards: Annotated[Optional[list[str]], typer.Option("--shards", help="Training shards (folder, glob or brace pattern) when the images are not at hand; repeat for several.")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Add the 8 flips/rotations of every pair (default: as the model was trained).")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="Read at most this many pairs (default: all).")] = None,
@@ -381,24 +396,42 @@ def quickstart(
 
 
 # ---------------------------------------------------------------- entry point
+_OUT_OF_ROOM = {28, 122, 5}  # ENOSPC, EDQUOT, EIO: the machine failed, not the arguments
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2.
 
-    Click's own usage errors (unknown option, bad value) are already one line plus a usage hint.
+    A file-system error that escaped the commands (a read-only or full output folder) is one line too:
+    exit 2 when it is about the paths given, 1 when the disk is full or failing. Click's own usage
+    errors (unknown option, bad value) are already one line plus a usage hint. ``ESPCN_LAB_DEBUG=1``
+    shows the traceback instead.
     """
+    import os
+
     from espcn_lab.errors import ConfigError, Interrupted, RunFailed, UserError
 
     try:
         app(args=argv)
-    except (UserError, ConfigError, FileNotFoundError) as err:
+    except (UserError, ConfigError) as err:
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
     except RunFailed as err:
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
         sys.exit(1)
     except Interrupted as err:  # state saved; 128 + signal number, as a shell reports a signal
         print(f"espcn-lab: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)
+    except OSError as err:
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"espcn-lab: error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(1 if err.errno in _OUT_OF_ROOM else 2)
     except KeyboardInterrupt:
         print("espcn-lab: interrupted", file=sys.stderr)
         sys.exit(130)

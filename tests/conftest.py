@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,20 @@ def shards(tmp_path_factory):
 
     return write_shards(tmp_path_factory.mktemp("shards"), noise_images(8), scale=3, n_shards=4,
                         degradation=DegradationSpec("gaussian", 1.0))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs to fill (a real ENOSPC), where this machine lets the tests mount one (root); else skip:
+    each fault test has a monkeypatched twin that runs everywhere."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

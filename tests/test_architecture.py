@@ -9,7 +9,8 @@ import pytest
 from espcn_lab.paths import REPO_ROOT
 
 PACKAGES = ("espcn_lab", "data_prep")
-CORE = {"espcn_lab", "espcn_lab.errors", "espcn_lab.config", "espcn_lab.model", "espcn_lab.checkpoint", "espcn_lab.paths"}
+CORE = {"espcn_lab", "espcn_lab.errors", "espcn_lab.config", "espcn_lab.model", "espcn_lab.checkpoint", "espcn_lab.paths",
+        "espcn_lab.files"}
 # package -> project modules it may import (prefixes); third-party modules it must not
 ALLOWED = {
     "espcn_lab.imaging": ({"espcn_lab.errors", "espcn_lab.imaging"}, {"lightning", "webdataset"}),
@@ -20,7 +21,7 @@ ALLOWED = {
     "espcn_lab.sweep": ({"espcn_lab", "espcn_lab.errors", "espcn_lab.config", "espcn_lab.sweep"}, {"lightning", "torch"}),
     "espcn_lab.model": ({"espcn_lab.errors"}, {"lightning"}),
     "espcn_lab.config": ({"espcn_lab.errors", "espcn_lab.model"}, {"lightning", "torch"}),
-    "data_prep": ({"data_prep", "espcn_lab", "espcn_lab.errors", "espcn_lab.imaging", "espcn_lab.shards"},
+    "data_prep": ({"data_prep", "espcn_lab", "espcn_lab.errors", "espcn_lab.files", "espcn_lab.imaging", "espcn_lab.shards"},
                   {"lightning", "torch"}),
 }
 

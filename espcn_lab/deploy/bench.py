@@ -2,16 +2,21 @@
 
 The model figure (``ms_per_frame``, ``fps``) is the network on a prepared Y plane at the LR size
 of the chosen output resolution, as the paper and ``SPEED.md`` time it; ``frame_ms`` adds the whole
-RGB frame path (colour conversion, bicubic chroma, uint8 in and out). With ONNX Runtime the frame is
-one graph (``frame_graph``); ``frame_ms_split`` times the split path it replaced (ONNX Runtime
-network, colour work in torch) and ``split_over_frame`` their ratio. Every figure is the median of
-many timed calls after warm-up, CUDA-synchronised on GPU. Baselines (same device, same run): stock
-PyTorch fp32 eager NCHW ESPCN, the same network in PyTorch at the run's precision, the network with
-a deconvolution last layer, SRCNN 9-5-5 (+ bicubic), bicubic alone, and OpenCV dnn_superres ESPCN.
+RGB frame path (colour conversion, bicubic chroma, uint8 in and out) and ``frame_over_network`` is
+their ratio. The two are timed side by side, call by call (``measure_side_by_side``), so load on a
+shared machine moves both alike. On CPU the frame runs ``cpu_frame`` (network without its pixel
+shuffle + numba colour kernels); ``network_phases_ms`` is that network alone and
+``colour_over_phases`` what the colour work adds to it. ``frame_ms_split`` times the torch colour
+path (ONNX Runtime network, colour work in many torch ops) and ``split_over_frame`` the ratio.
+Every figure is the median of many timed calls after warm-up, CUDA-synchronised on GPU. Baselines
+(same device, same run): stock PyTorch fp32 eager NCHW ESPCN, the same network in PyTorch at the
+run's precision, the network with a deconvolution last layer, SRCNN 9-5-5 (+ bicubic), bicubic
+alone, and OpenCV dnn_superres ESPCN. ``--pipeline``: ``bench_video``.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from espcn_lab.deploy.bench_video import bench_pipeline
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.ops import bicubic_upsample
 from espcn_lab.model import ESPCN
@@ -32,32 +38,49 @@ RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 PEER_MODELS = peer_models()
 
 
+def _timed(fn: Callable[[int], object], i: int, cuda: bool) -> float:
+    """ms of one call ``fn(i)``: CUDA events on GPU, the wall clock elsewhere."""
+    if cuda:
+        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0.record()
+        fn(i)
+        t1.record()
+        t1.synchronize()
+        return t0.elapsed_time(t1)
+    t0 = time.perf_counter()
+    fn(i)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _figure(times: list[float]) -> dict:
+    ms = statistics.median(times)
+    return {"ms_per_frame": round(ms, 4), "fps": round(1e3 / ms, 2), "runs": len(times)}
+
+
 def measure(fn: Callable[[int], object], device: torch.device, warmup: int = 3, runs: int = 20,
             budget_s: float = 10.0) -> dict:
     """Median ms of ``fn(i)`` over up to ``runs`` calls (at least 3, stopping once ``budget_s`` is spent)."""
+    return measure_side_by_side({"fn": fn}, device, warmup, runs, budget_s)["fn"]
+
+
+def measure_side_by_side(fns: dict[str, Callable[[int], object]], device: torch.device, warmup: int = 3,
+                         runs: int = 20, budget_s: float = 10.0) -> dict[str, dict]:
+    """``measure`` for several functions called in turn, call by call (order reversed every round), so a
+    change of machine load hits them alike and their ratio holds even where absolute times drift."""
     cuda = device.type == "cuda"
     for i in range(warmup):
-        fn(i)
+        for fn in fns.values():
+            fn(i)
     if cuda:
         torch.cuda.synchronize()
-    times: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in fns}
     start = time.perf_counter()
     for i in range(runs):
-        if cuda:
-            t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            t0.record()
-            fn(i)
-            t1.record()
-            t1.synchronize()
-            times.append(t0.elapsed_time(t1))
-        else:
-            t0 = time.perf_counter()
-            fn(i)
-            times.append((time.perf_counter() - t0) * 1e3)
-        if len(times) >= 3 and time.perf_counter() - start > budget_s:
+        for name in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            times[name].append(_timed(fns[name], i, cuda))
+        if i >= 2 and time.perf_counter() - start > budget_s * len(fns):
             break
-    ms = statistics.median(times)
-    return {"ms_per_frame": round(ms, 4), "fps": round(1e3 / ms, 2), "runs": len(times)}
+    return {name: _figure(t) for name, t in times.items()}
 
 
 def deconv_twin(model: ESPCN) -> nn.Module:
@@ -103,15 +126,6 @@ def _opencv(lq_y: torch.Tensor, scale: int, peer_models: Path) -> Callable[[int]
     sr.setModel("espcn", scale)
     bgr = (lq_y[0, 0].cpu() * 255).byte().numpy()[..., None].repeat(3, axis=2)
     return lambda i: sr.upsample(bgr)
-
-
-def _bicubic_frames(device: torch.device, scale: int) -> Callable:
-    """The model-free video path: (B, h, w, 3) uint8 -> bicubic (B, h*s, w*s, 3) uint8 on ``device``."""
-    def run(frames):
-        x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()
-        y = bicubic_upsample(x, scale).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
-        return y.permute(0, 2, 3, 1).cpu().numpy()
-    return run
 
 
 def _baselines(model: ESPCN, inputs: list[torch.Tensor], upscaler: Upscaler, opts: dict,
@@ -169,14 +183,23 @@ def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: di
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.rand(1, model.channels, h, w, generator=gen).to(dev) for _ in range(4)]
     net = upscaler.net
-    if dev.type == "cuda" and upscaler.backend == "torch" and upscaler._graphs is not None:
+    if upscaler.uses_cuda_graphs:
         from espcn_lab.deploy.runtime import cuda_graph
 
         net = cuda_graph(net, inputs[0])
-    result = {"resolution": resolution, "output": f"{w * s}x{h * s}", "input": f"{w}x{h}",
-              **measure(lambda i: net(inputs[i % len(inputs)]), dev, **opts)}
     frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(2)]
-    result["frame_ms"] = measure(lambda i: upscaler(frames[i % 2]), dev, **opts)["ms_per_frame"]
+    upscaler(frames[0])  # builds the frame runner
+    fns = {"network": lambda i: net(inputs[i % len(inputs)]), "frame": lambda i: upscaler(frames[i % 2])}
+    runner = upscaler.frame_runner(3)
+    if hasattr(runner, "network"):  # cpu_frame: its network alone (no pixel shuffle), on the frame's buffers
+        fns["network_phases"] = lambda i: runner.network()
+    timed = measure_side_by_side(fns, dev, **opts)
+    result = {"resolution": resolution, "output": f"{w * s}x{h * s}", "input": f"{w}x{h}", **timed["network"],
+              "frame_ms": timed["frame"]["ms_per_frame"]}
+    result["frame_over_network"] = round(result["frame_ms"] / result["ms_per_frame"], 3)
+    if "network_phases" in timed:
+        result["network_phases_ms"] = timed["network_phases"]["ms_per_frame"]
+        result["colour_over_phases"] = round(result["frame_ms"] / result["network_phases_ms"] - 1, 3)
     if upscaler.backend == "onnxruntime":  # the split path: ONNX Runtime network, colour work in torch
         split = [torch.from_numpy(f[None]).to(dev) for f in frames]
         with torch.inference_mode():
@@ -188,47 +211,6 @@ def bench_resolution(upscaler: Upscaler, model: ESPCN, resolution: str, opts: di
     return result
 
 
-def _synthetic_clip(path: Path, height: int, width: int, frames: int) -> Path:
-    """A smooth moving test pattern (lossless FFV1) to time the video pipeline without real footage."""
-    import av
-    import numpy as np
-
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for t in range(frames):
-            rgb = np.stack([np.sin((xx + 4 * t) / 23), np.cos((yy - 3 * t) / 17), np.sin((xx + yy + 5 * t) / 31)], -1)
-            frame = av.VideoFrame.from_ndarray(((rgb + 1) * 127.5).astype(np.uint8), format="rgb24")
-            frame.pts = t
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
-def bench_pipeline(upscaler: Upscaler, resolution: str, frames: int = 24, video: Path | None = None,
-                   codec: str = "auto") -> dict:
-    """End-to-end video fps: decode + model + encode against decode + bicubic + encode (the model-free floor)."""
-    import tempfile
-
-    from espcn_lab.deploy.video import upscale_video
-
-    height, width = RESOLUTIONS[resolution]
-    s = upscaler.scale
-    with tempfile.TemporaryDirectory() as tmp:
-        src = video or _synthetic_clip(Path(tmp) / "lq.mkv", height // s, width // s, frames)
-        seconds = {}
-        for name, fn in (("decode_bicubic_encode", _bicubic_frames(upscaler.device, s)), ("pipeline", upscaler)):
-            t0 = time.perf_counter()
-            done = upscale_video(src, Path(tmp) / f"{name}.mp4", fn, s, codec=codec, progress=False)
-            seconds[name] = time.perf_counter() - t0
-    n = done["frames"]
-    return {"frames": n, "codec": done["codec"], "source": str(video or "synthetic"),
-            "decode_bicubic_encode_fps": round(n / seconds["decode_bicubic_encode"], 2),
-            "pipeline_fps": round(n / seconds["pipeline"], 2),
-            "pipeline_over_floor": round(seconds["decode_bicubic_encode"] / seconds["pipeline"], 3)}
-
-
 def machine(device: torch.device) -> dict:
     """Where the figures were measured."""
     cpu = platform.processor() or platform.machine()
@@ -237,6 +219,8 @@ def machine(device: torch.device) -> dict:
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device)}
+    if hasattr(os, "getloadavg"):  # what else was running: figures on a shared machine move with it
+        info["load_avg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -244,14 +228,15 @@ def machine(device: torch.device) -> dict:
 
 def run_bench(upscaler: Upscaler, model: ESPCN, resolutions: list[str], runs: int = 20, warmup: int = 3,
               budget_s: float = 10.0, baselines: bool = True, peer_models: Path = PEER_MODELS,
-              pipeline: bool = False, video: Path | None = None) -> dict:
+              pipeline: bool = False, video: Path | None = None, preset: str | None = None) -> dict:
     """The ``bench`` report: top-level figures are the first resolution's; all of them under ``by_resolution``."""
     opts = {"warmup": warmup, "runs": runs, "budget_s": budget_s}
     by_res = {}
     for res in resolutions:
         by_res[res] = bench_resolution(upscaler, model, res, opts, baselines, peer_models)
         if pipeline:
-            by_res[res]["pipeline"] = bench_pipeline(upscaler, res, video=video)
+            by_res[res]["pipeline"] = bench_pipeline(upscaler, RESOLUTIONS[res], by_res[res]["ms_per_frame"], video=video,
+                                                     preset=preset)
     first = by_res[resolutions[0]]
     return {"scale": model.scale, "backend": upscaler.backend, "precision": upscaler.precision,
             "machine": machine(upscaler.device), **first, "by_resolution": by_res}

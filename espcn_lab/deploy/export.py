@@ -18,6 +18,7 @@ from espcn_lab.checkpoint import LoadedModel
 from espcn_lab.config import to_dict
 from espcn_lab.deploy.onnx import OPSET, clone_fp32, onnx_bytes
 from espcn_lab.errors import UserError
+from espcn_lab.files import write_bytes_atomic
 from espcn_lab.model import ESPCN
 
 FORMATS = ("onnx", "safetensors", "glsl")
@@ -72,13 +73,12 @@ def export_model(loaded: LoadedModel, path: str | Path, fmt: str = "onnx", opset
             "scale": str(loaded.model.scale)}
     data = onnx_bytes(loaded.model, opset, meta)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
     result: dict = {"path": str(path), "bytes": len(data), "format": fmt, "opset": opset}
-    if check:
+    if check:  # before anything is written: a failed check leaves no file behind
         result["parity"] = parity(loaded.model, data)
         if result["parity"]["psnr_db"] < 60:
-            raise UserError(f"{path}: exported model disagrees with PyTorch ({result['parity']})")
+            raise UserError(f"{path}: exported model disagrees with PyTorch ({result['parity']}); not written")
+    write_bytes_atomic(path, data)
     return result
 
 
@@ -86,6 +86,5 @@ def _export_glsl(loaded: LoadedModel, path: Path) -> dict:
     from espcn_lab.deploy.glsl import make_shader
 
     shader = make_shader(loaded.model, source=Path(loaded.source).name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(shader.text)
+    write_bytes_atomic(path, shader.text.encode())
     return {"path": str(path), "bytes": path.stat().st_size, "format": "glsl", "passes": shader.passes}

@@ -8,6 +8,10 @@ RGB matrix, the offsets and the rounding half fold into ONE 5x5 conv on the symm
 CbCr planes, to which the network's luma phases are added; after rounding, two uint8 transposes do
 the pixel shuffle and the NHWC layout together. Only the floating-point summation order differs
 from ``pipeline``: outputs agree to within one grey level on rare rounding ties.
+
+On CPU, RGB frames with a Y model take ``cpu_frame`` instead when numba is installed (its dozen
+whole-frame ops cost 20-60% on top of the network there, the numba kernels a few %); this graph
+serves every other layout, CUDA's ONNX Runtime provider, and is the fallback without numba.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 tiling) so ``upscale``, video and ``bench`` all run one code path. Colour handling is the paper's:
 BT.601 luma through the network, chroma and alpha by MATLAB-compatible bicubic (``ops``).
 Large inputs are cut into overlapping tiles whose overlap covers the receptive field, so tiled and
-untiled outputs are identical while memory stays bounded by the tile size.
+untiled outputs are identical while memory stays bounded by the tile size. With ONNX Runtime a frame
+skips ``pipeline``: ``cpu_frame`` (RGB, Y model, CPU) or one ONNX graph (``frame_graph``).
 """
 
 from __future__ import annotations
@@ -43,13 +44,24 @@ class Upscaler:
         self.tile = int(tile)
         self.net = make_runner(model, self.backend, self.device, self.precision, channels_last, compile)
         self._graphs: dict[tuple, Callable] | None = (
-            {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend == "torch" else None)
+            {} if cuda_graphs and not compile and self.device.type == "cuda" and self.backend in ("torch", "triton")
+            else None)
         self._seen: set[tuple] = set()
         self._model = model  # ONNX Runtime runs the whole frame as one graph per channel count (frame_graph)
         self._frames: dict[int, Callable] | None = {} if self.backend == "onnxruntime" else None
 
     def describe(self) -> str:
         return f"{self.backend} on {self.device} ({self.precision})"
+
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """Whether repeated frame shapes replay a captured CUDA graph (CUDA, torch or triton, not compiled)."""
+        return self._graphs is not None
+
+    def frame_runner(self, channels: int) -> Callable | None:
+        """The whole-frame runner that (B, h, w, ``channels``) uint8 frames take, built now if needed, or None
+        where frames run ``pipeline`` (torch backends)."""
+        return self._frame_runner(channels) if self._frames is not None else None
 
     def _net01(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x / 255.0).clamp_(0, 1) * 255.0
@@ -87,11 +99,17 @@ class Upscaler:
         return self._graphs[key](lq)
 
     def _frame_runner(self, channels: int) -> Callable:
-        """The ONNX Runtime whole-frame graph for ``channels``-channel frames, built on first use."""
+        """The whole-frame runner for ``channels``-channel frames, built on first use: on CPU, RGB frames
+        with a Y model take ``cpu_frame`` (ONNX Runtime network + numba colour kernels) when numba is
+        installed; every other case one ONNX Runtime graph (``frame_graph``)."""
         if channels not in self._frames:
+            from espcn_lab.deploy import cpu_frame
             from espcn_lab.deploy.frame_graph import ort_frame_runner
 
-            self._frames[channels] = ort_frame_runner(self._model, channels, self.device)
+            if channels == 3 and self.channels == 1 and self.device.type == "cpu" and cpu_frame.available():
+                self._frames[channels] = cpu_frame.CpuFrameRunner(self._model)
+            else:
+                self._frames[channels] = ort_frame_runner(self._model, channels, self.device)
         return self._frames[channels]
 
     def _spans(self, n: int) -> list[tuple[int, int, int, int]]:

@@ -15,14 +15,22 @@ from espcn_lab.errors import UserError
 from espcn_lab.model import ESPCN
 
 
-def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0):
-    """An ONNX Runtime session with all graph optimisations, on CUDA when asked and available."""
+def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0, spin: bool = False):
+    """An ONNX Runtime session with all graph optimisations, on CUDA when asked and available.
+
+    The intra-op threads do not busy-wait after a run unless ``spin``: spinning took the cores from
+    whatever runs between two calls (the colour kernels of ``cpu_frame``, the video encoder, another
+    session) and on a shared 2-core machine made the network itself slower (x3 1080p 90 -> 77 ms
+    without it, same run).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -34,18 +42,26 @@ def ort_session(onnx_model: bytes, device: torch.device, threads: int = 0):
 OPSET = 17
 
 
-def onnx_bytes(model: ESPCN, opset: int = OPSET, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialised ONNX model of ``model`` (CPU, fp32, eval) with dynamic B, H, W."""
+def onnx_bytes(model: ESPCN, opset: int = OPSET, metadata: dict[str, str] | None = None,
+               phases: bool = False) -> bytes:
+    """Serialised ONNX model of ``model`` (CPU, fp32, eval) with dynamic B, H, W.
+
+    ``phases=True``: the network without its pixel shuffle, output ``phases`` (B, C*s*s, H, W) at LR.
+    """
     import onnx
 
     net = clone_fp32(model)
     example = torch.rand(1, model.channels, 16, 16)
     buf = io.BytesIO()
+    if phases:
+        net, out_name, out_axes = torch.nn.Sequential(net.body, net.last), "phases", {0: "batch", 2: "height", 3: "width"}
+    else:
+        out_name, out_axes = "sr", {0: "batch", 2: "height_sr", 3: "width_sr"}
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact and fast to run
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset, input_names=["lq"],
-                          output_names=["sr"], dynamic_axes={"lq": {0: "batch", 2: "height", 3: "width"},
-                                                             "sr": {0: "batch", 2: "height_sr", 3: "width_sr"}})
+                          output_names=[out_name], dynamic_axes={"lq": {0: "batch", 2: "height", 3: "width"},
+                                                                 out_name: out_axes})
     proto = onnx.load_from_string(buf.getvalue())
     for key, value in (metadata or {}).items():
         proto.metadata_props.add(key=key, value=value)

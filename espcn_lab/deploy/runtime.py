@@ -3,7 +3,8 @@
 A runner maps ``(B, C, h, w) float32 in [0, 1]`` on the device to ``(B, C, h*s, w*s) float32``
 (unclamped). Defaults pick the fastest backend that keeps fp32 quality on each device, measured by
 ``espcn-lab bench``: ONNX Runtime on CPU (~2-3x faster than PyTorch eager there), PyTorch fp16
-channels-last with CUDA graphs on CUDA.
+channels-last with CUDA graphs on CUDA. ``triton`` (the fused kernel of ``triton_kernel``, CUDA only)
+is chosen only by name.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "triton")
 
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -68,6 +69,8 @@ def pick_backend(name: str, device: torch.device, precision: str) -> str:
         raise UserError("the onnxruntime backend runs fp32; drop --precision or use --backend torch")
     if name == "onnxruntime" and device.type not in ("cpu", "cuda"):
         raise UserError(f"the onnxruntime backend runs on cpu or cuda, not {device.type}")
+    if name == "triton" and device.type != "cuda":
+        raise UserError(f"the triton backend needs a CUDA device, not {device.type}; use --backend auto, torch or onnxruntime")
     return name
 
 
@@ -76,6 +79,10 @@ def make_runner(model: ESPCN, backend: str, device: torch.device, precision: str
     """The network as a function of ``(B, C, h, w)`` float32 tensors on ``device``."""
     if backend == "onnxruntime":
         return _ort_runner(model, device)
+    if backend == "triton":
+        from espcn_lab.deploy.triton_kernel import triton_runner
+
+        return triton_runner(model, device, precision)
     return _torch_runner(model, device, PRECISIONS[precision], channels_last, compile)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from espcn_lab.errors import UserError
-from espcn_lab.imaging.read import list_images, read_image
+from espcn_lab.files import atomic_output
+from espcn_lab.imaging.read import check_regular_file, list_images, read_image
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".y4m", ".avi", ".webm", ".m4v")
 
@@ -25,6 +26,8 @@ VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".y4m", ".avi", ".webm", ".m4v")
 RGB_CODECS = {"ffv1": "bgr0", "libx264rgb": "rgb24", "png": "rgb24", "qtrle": "rgb24"}
 
 
+_FORMATS = {".mkv": "matroska", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm", ".avi": "avi",
+            ".y4m": "yuv4mpegpipe"}  # the muxer of each extension (the temporary name must not decide it)
 FrameFn = Callable[[np.ndarray], np.ndarray]  # (B, h, w, 3) uint8 -> (B, h*s, w*s, 3) uint8
 
 
@@ -35,6 +38,7 @@ def is_video(path: Path) -> bool:
 def _open(path: Path):
     import av
 
+    check_regular_file(Path(path))  # a FIFO named x.mkv would block the demuxer for good
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
@@ -80,7 +84,8 @@ def _pick_codec(dst: Path, codec: str) -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int):
+def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, crf: int,
+                      preset: str | None = None):
     stream = out.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     even = width % 2 == 0 and height % 2 == 0
@@ -90,6 +95,10 @@ def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, 
         stream.pix_fmt = "yuv420p" if even or codec not in ("libx264", "libx265") else "yuv444p"
     if codec in ("libx264", "libx265", "libvpx-vp9"):
         stream.options = {"crf": str(crf)}
+    if preset:  # x264/x265 speed preset (ultrafast .. veryslow); the encoder's own default otherwise
+        if codec not in ("libx264", "libx265"):
+            raise UserError(f"--preset applies to libx264 and libx265, not {codec}")
+        stream.options = {**stream.options, "preset": preset}
     return stream
 
 
@@ -97,6 +106,7 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
     """Encode frames from ``jobs`` until None arrives (runs on its own thread; PyAV releases the GIL)."""
     import av
 
+    item = ()
     try:
         while (item := jobs.get()) is not None:
             index, rgb = item
@@ -110,17 +120,21 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
             out.mux(packets)
     except Exception as err:  # surfaced on the main thread
         errors.append(err)
-        while jobs.get() is not None:
-            pass
+        while item is not None:  # drain until the end mark, unless the flush after it failed (it was seen)
+            item = jobs.get()
 
 
 def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: int, batch: int = 4,
-                  codec: str = "auto", crf: int = 18, progress: bool = True) -> dict:
-    """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, fps, width, height, audio_streams}."""
-    from tqdm import tqdm
+                  codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None) -> dict:
+    """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, expected_frames, complete, fps, ...}.
+
+    ``dst`` is written under a temporary name and renamed when the stream is complete, so a failure (an
+    encoder error, a full disk, Ctrl-C) leaves no half video under the final name and never touches a file
+    already there. A video with no decodable frame writes nothing (UserError). One that stops decoding early
+    (truncated or damaged) is written as far as it decodes, and ``complete`` is False.
+    """
 
     src, dst = Path(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     with _open(src) as inp:
         if not inp.streams.video:
             raise UserError(f"{src}: no video stream")
@@ -128,26 +142,63 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
         vin.thread_type = "AUTO"
         rate = vin.average_rate or vin.guessed_rate or Fraction(25)
         codec_name = _pick_codec(dst, codec)
-        with _open_output(dst) as out:
-            vout = _add_video_stream(out, codec_name, rate, vin.codec_context.width * scale,
-                                     vin.codec_context.height * scale, crf)
-            audio, dropped = _copy_audio_streams(inp, out)
-            jobs: queue.Queue = queue.Queue(maxsize=2 * batch)
-            errors: list = []
-            lock = threading.Lock()  # the muxer is shared by the encoder thread and the audio copy
-            worker = threading.Thread(target=_encoder, args=(out, vout, jobs, errors, lock), daemon=True)
-            worker.start()
-            bar = tqdm(total=vin.frames or None, unit="frame", disable=not progress, desc=src.name)
-            try:
-                count = _pump(inp, vin, audio, out, frame_fn, batch, jobs, bar, errors, lock)
-            finally:
-                jobs.put(None)
-                worker.join()
-                bar.close()
-            if errors:
-                raise UserError(f"{dst}: encoding failed ({errors[0]})")
-    return {"frames": count, "fps": float(rate), "width": vout.width, "height": vout.height,
-            "audio_streams": len(audio), "audio_dropped": dropped, "codec": codec_name}
+        with atomic_output(dst) as tmp:
+            with _open_output(tmp, dst) as out:
+                vout = _add_video_stream(out, codec_name, rate, vin.codec_context.width * scale,
+                                         vin.codec_context.height * scale, crf, preset)
+                audio, dropped = _copy_audio_streams(inp, out)
+                count, decode_error = _encode_all(inp, vin, audio, out, vout, frame_fn, batch, progress, src, dst)
+            if count == 0:
+                raise UserError(f"{src}: no video frame could be decoded" + (f" ({decode_error})" if decode_error else "")
+                                + "; nothing written")
+    expected = _expected_frames(inp, vin, rate)
+    complete = decode_error is None and (expected is None or count >= expected)
+    return {"frames": count, "expected_frames": expected, "complete": complete, "decode_error": decode_error,
+            "fps": float(rate), "width": vout.width, "height": vout.height, "audio_streams": len(audio),
+            "audio_dropped": dropped, "codec": codec_name}
+
+
+def _expected_frames(inp, vin, rate: Fraction) -> int | None:
+    """How many frames the container says the video has: the stream's count, else its duration (Matroska keeps
+    it as a tag), else the container's when there is nothing but video; None when it does not say."""
+    if vin.frames:
+        return int(vin.frames)
+    seconds = None
+    if vin.duration and vin.time_base:
+        seconds = float(vin.duration * vin.time_base)
+    elif "DURATION" in vin.metadata:
+        h, m, sec = vin.metadata["DURATION"].split(":")
+        seconds = int(h) * 3600 + int(m) * 60 + float(sec)
+    elif inp.duration and len(inp.streams) == 1:
+        seconds = inp.duration / 1e6
+    return round(seconds * float(rate)) if seconds else None
+
+
+def _encode_all(inp, vin, audio, out, vout, frame_fn: FrameFn, batch: int, progress: bool, src: Path,
+                dst: Path) -> tuple[int, str | None]:
+    """Run the decode -> model -> encoder-thread pipeline; (frames written, why decoding stopped early or None)."""
+    import av
+    from tqdm import tqdm
+
+    jobs: queue.Queue = queue.Queue(maxsize=2 * batch)
+    errors: list = []
+    lock = threading.Lock()  # the muxer is shared by the encoder thread and the audio copy
+    worker = threading.Thread(target=_encoder, args=(out, vout, jobs, errors, lock), daemon=True)
+    worker.start()
+    bar = tqdm(total=vin.frames or None, unit="frame", disable=not progress, desc=src.name)
+    result = (0, None)
+    try:
+        result = _pump(inp, vin, audio, out, frame_fn, batch, jobs, bar, errors, lock)
+    except av.error.FFmpegError as err:  # muxing audio can meet a failed encoder first
+        errors.append(err)
+    finally:
+        jobs.put(None)
+        worker.join()
+        bar.close()
+    if errors:
+        err = errors[0]
+        raise UserError(f"{dst}: encoding failed ({getattr(err, 'strerror', None) or err})")
+    return result
 
 
 def _copy_audio_streams(inp, out) -> tuple[dict, list[str]]:
@@ -161,20 +212,24 @@ def _copy_audio_streams(inp, out) -> tuple[dict, list[str]]:
     return audio, dropped
 
 
-def _open_output(dst: Path):
+def _open_output(path: Path, dst: Path):
+    """The muxer writing to ``path`` in the format ``dst``'s extension names."""
     import av
 
     try:
-        return av.open(str(dst), "w")
+        return av.open(str(path), "w", format=_FORMATS.get(dst.suffix.lower()))
     except (av.error.FFmpegError, ValueError) as err:
         raise UserError(f"{dst}: cannot write this video format ({err})") from None
 
 
 def _pump(inp, vin, audio: dict, out, frame_fn: FrameFn, batch: int, jobs: queue.Queue, bar, errors: list,
-          lock: threading.Lock) -> int:
-    """Demux: video frames -> batches -> ``frame_fn`` -> encoder queue; audio packets muxed as they come."""
+          lock: threading.Lock) -> tuple[int, str | None]:
+    """Demux: video frames -> batches -> ``frame_fn`` -> encoder queue; audio packets muxed as they come.
+    Returns (frames queued, the decoder's error if it stopped early)."""
+    import av
+
     pending: list[np.ndarray] = []
-    count = 0
+    count, decode_error = 0, None
 
     def flush() -> None:
         nonlocal count
@@ -188,7 +243,12 @@ def _pump(inp, vin, audio: dict, out, frame_fn: FrameFn, batch: int, jobs: queue
         if errors:
             break
         if packet.stream is vin:
-            for frame in packet.decode():
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as err:  # a damaged or truncated stream: keep what decoded
+                decode_error = f"{type(err).__name__}: {err}"
+                break
+            for frame in frames:
                 pending.append(frame.to_ndarray(format="rgb24"))
                 if len(pending) == batch:
                     flush()
@@ -198,4 +258,4 @@ def _pump(inp, vin, audio: dict, out, frame_fn: FrameFn, batch: int, jobs: queue
                 out.mux(packet)
     if pending:
         flush()
-    return count
+    return count, decode_error

@@ -16,6 +16,7 @@ from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.evaluate.protocol import make_eval_pair
 from espcn_lab.evaluate.score import network_pass
+from espcn_lab.files import atomic_output
 from espcn_lab.imaging.degrade import degrade, modcrop, upscale_bicubic
 from espcn_lab.imaging.read import list_images, read_hr
 
@@ -74,7 +75,8 @@ def _grid_png(filters: np.ndarray, path: Path, title: str) -> Path:
         if i < n:
             ax.imshow(filters[i], cmap="gray", interpolation="nearest", vmin=0, vmax=1)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
 
@@ -107,7 +109,8 @@ def comparison_png(loaded: LoadedModel, hr_path: Path, path: Path) -> dict[str, 
         ax.axis("off")
     fig.suptitle(f"{hr_path.stem}, x{s}", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
     return scores
 

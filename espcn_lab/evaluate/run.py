@@ -17,6 +17,7 @@ from espcn_lab.deploy.runtime import pick_device
 from espcn_lab.errors import UserError
 from espcn_lab.evaluate.protocol import hr_images
 from espcn_lab.evaluate.score import score_set
+from espcn_lab.files import write_bytes_atomic
 
 
 def parse_datasets(items: list[str]) -> dict[str, str]:
@@ -86,7 +87,4 @@ def write_json(results: dict[str, Any], path: str | Path) -> Path:
             return [clean(v) for v in obj]
         return obj
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(clean(results), indent=2))
-    return path
+    return write_bytes_atomic(path, json.dumps(clean(results), indent=2).encode())

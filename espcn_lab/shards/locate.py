@@ -74,30 +74,34 @@ def check_manifest(manifest: Optional[dict], scale: int, channels: int) -> None:
         raise UserError(f"shards hold {manifest['channels']} patches but model.channels is {channels}")
 
 
-def held_out_images(folder: str | Path) -> list[Path]:
-    """The source files of the ``val`` split ``espcn-lab prep --val-images K`` held out of a shard folder.
-
-    They are read from where prep read them (the manifest's source root and each val sample's ref), so
-    validation scores whole images by the standard protocol, never the patches.
-    """
+def source_images(folder: str | Path, split: str = "train") -> list[Path]:
+    """The source files of one split of a prep shard folder, read back from where prep read them (the
+    manifest's source root and each sample's ref): whole images, for scoring or a refit, never the patches."""
     from espcn_lab.shards.reader import sample_metadata
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    val = manifest.get("splits", {}).get("val")
-    if not val or not val.get("images"):
-        raise UserError(f"{folder}: these shards have no held-out images (run prep with --val-images K)")
+    part = manifest.get("splits", {}).get(split)
+    label = "held-out" if split == "val" else split
+    if not part or not part.get("images"):
+        hint = " (run prep with --val-images K)" if split == "val" else ""
+        raise UserError(f"{folder}: these shards have no {label} images{hint}")
     source = manifest.get("source", {})
     if source.get("kind") not in ("folder", "imagenet"):
-        raise UserError(f"{folder}: held-out images of a {source.get('kind')!r} source cannot be read back; "
-                        "validate on a folder of images")
+        raise UserError(f"{folder}: the images of a {source.get('kind')!r} source cannot be read back; "
+                        "give a folder of images instead")
     root = Path(source["root"])
-    files = [root / meta["source"] for shard in val["shards"] for meta in sample_metadata(str(folder / shard["name"]))]
+    files = [root / meta["source"] for shard in part["shards"] for meta in sample_metadata(str(folder / shard["name"]))]
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise UserError(f"{folder}: {len(missing)} held-out source image(s) are gone, e.g. {missing[0]} "
+        raise UserError(f"{folder}: {len(missing)} {label} source image(s) are gone, e.g. {missing[0]} "
                         "(the manifest reads them from where prep found them)")
     return files
+
+
+def held_out_images(folder: str | Path) -> list[Path]:
+    """The images ``espcn-lab prep --val-images K`` held out of a shard folder (its ``val`` split)."""
+    return source_images(folder, "val")
 
 
 def manifest_pairs(manifest: Optional[dict]) -> int:

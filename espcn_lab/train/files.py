@@ -1,10 +1,10 @@
-"""How the run folder's files are written: whole or not at all.
+"""The run folder's files are written whole or not at all, through ``espcn_lab.files.atomic_output``.
 
-Every file ``fit`` writes (checkpoints, ``config.yaml``, ``summary.json``) goes to a temporary file beside
-its target, is flushed to disk and renamed over the target, so a full disk, a read-only folder or a kill
-mid-write leaves the previous file exactly as it was. Lightning's own checkpoint writer stages the file
-in the system temporary folder and, when that is another filesystem, copies it over the target (which
-truncates the old checkpoint before the copy can fail).
+Every file ``fit`` writes (checkpoints, ``config.yaml``, ``summary.json``) goes to a hidden temporary
+file beside its target, is flushed to disk and renamed over the target, so a full disk, a read-only
+folder or a kill mid-write leaves the previous file exactly as it was. Lightning's own checkpoint
+writer stages the file in the system temporary folder and, when that is another filesystem, copies it
+over the target (which truncates the old checkpoint before the copy can fail).
 """
 
 from __future__ import annotations
@@ -18,23 +18,19 @@ from typing import Any, Optional, Union
 import torch
 from lightning.pytorch.plugins import TorchCheckpointIO
 
+from espcn_lab.files import atomic_output
+
 # errors that mean "this folder cannot be written now" rather than a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def write_atomic(path: Union[str, Path], data: Union[bytes, str, memoryview]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write ``data`` to ``path`` whole (``atomic_output``), flushed to disk before the rename."""
+    with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def cannot_write(err: BaseException) -> Optional[str]:
@@ -51,5 +47,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                         storage_options: Optional[Any] = None) -> None:
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, buffer.getbuffer())

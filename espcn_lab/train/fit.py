@@ -120,12 +120,15 @@ def _write_run_folder(cfg: Config, run_dir: Path, resuming: bool) -> None:
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.partial-*"):  # what a write killed half-way left (never the file itself)
+            stale.unlink(missing_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         if resuming and (run_dir / "metrics.csv").exists():  # CSVLogger would delete it: keep each segment
             segment = 1 + len(list(run_dir.glob("metrics.*.csv")))
             (run_dir / "metrics.csv").rename(run_dir / f"metrics.{segment}.csv")
-    except OSError as err:
-        raise UserError(f"run.dir: cannot write the run folder {run_dir} ({err.strerror})") from None
+    except (OSError, UserError) as err:
+        raise UserError(f"run.dir: cannot write the run folder {run_dir} "
+                        f"({err.strerror if isinstance(err, OSError) else err})") from None
 
 
 # what torch.distributed (gloo, NCCL) says when another rank died, hung past trainer.ddp_timeout_s or vanished
@@ -158,7 +161,10 @@ def _outcome(err: BaseException, request: StopRequest, trainer,
         return "terminated", None, signal.SIGTERM, ""
     if isinstance(err, NonFiniteLossError):
         return "stopped_nan", UserError(f"{err}; run stopped (see {run_dir / 'summary.json'})"), 0, ""
-    if isinstance(err, UserError):  # e.g. no pair could be read from the shards
+    if isinstance(err, UserError):  # no pair could be read from the shards, a checkpoint could not be written
+        if trainer.global_step:
+            err = UserError(f"{err}; the run stopped at step {trainer.global_step} (last.ckpt holds the last state "
+                            "saved whole)")
         return "failed", err, 0, ""
     if request.signum:  # the signal also ended a reader process (it was sent to the whole process group)
         return STATUS[request.signum], None, request.signum, f" ({(str(err).strip().splitlines() or [''])[0][:160]})"
@@ -226,10 +232,11 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
         try:
             summary = finish_run(trainer, module, datamodule, run_dir, status, time.perf_counter() - started,
                                  error=str(error or ""))
-        except OSError as err:
-            if not cannot_write(err):
+        except (OSError, UserError) as err:  # summary.json or the visuals could not be written
+            if isinstance(err, OSError) and not cannot_write(err):
                 raise
-            error = error or UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}")
+            error = error or (err if isinstance(err, UserError) else
+                              UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}"))
     if error is not None:
         raise error
     if signum:

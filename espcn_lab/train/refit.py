@@ -180,6 +180,16 @@ def image_pairs(paths: list[Path], scale: int, channels: int, degradation, skipp
         yield degrade(hr, scale, degradation)[None], hr[None]
 
 
+def _training_images(folder: str) -> list[Path]:
+    """A folder of images, or a prep shard folder: then the whole source images of its train split (those
+    prep held out for validation stay out)."""
+    from espcn_lab.imaging.read import list_images
+    from espcn_lab.shards.format import MANIFEST_NAME
+    from espcn_lab.shards.locate import source_images
+
+    return source_images(folder, "train") if (Path(folder) / MANIFEST_NAME).is_file() else list_images(folder)
+
+
 def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: list[str] | None = None,
                 augment: bool | None = None, max_pairs: int | None = None) -> dict:
     """``espcn-lab refit``: load a model, refit its last layer on its training data, write a .safetensors model.
@@ -193,7 +203,6 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     from tqdm import tqdm
 
     from espcn_lab.checkpoint import load_model, save_safetensors
-    from espcn_lab.imaging.read import list_images
     from espcn_lab.shards.locate import (
         check_manifest,
         degradation_from_manifest,
@@ -221,7 +230,7 @@ def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: 
     if max_pairs is not None and max_pairs < 1:
         raise UserError(f"--max-pairs must be at least 1, got {max_pairs}")
     augment = loaded.config.data.augment if augment is None else augment
-    images = [path for folder in image_dirs for path in list_images(folder)]  # fails early on a missing folder
+    images = [path for folder in image_dirs for path in _training_images(folder)]  # fails early on a missing folder
     total += len(images)
     total = min(total, max_pairs) if max_pairs else total
     skipped: list[str] = []

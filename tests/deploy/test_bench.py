@@ -26,6 +26,14 @@ def test_measure_reports_the_median_and_respects_the_budget():
     assert 19 < result["ms_per_frame"] < 30 and result["fps"] == pytest.approx(1e3 / result["ms_per_frame"], rel=1e-3)
 
 
+def test_side_by_side_alternates_the_order_and_times_each_function():
+    calls = []
+    result = bench.measure_side_by_side({"a": lambda i: calls.append("a"), "b": lambda i: calls.append("b")},
+                                        torch.device("cpu"), warmup=1, runs=4, budget_s=60)
+    assert calls == ["a", "b"] + ["a", "b", "b", "a"] * 2  # warm-up, then the order reversed every round
+    assert result["a"]["runs"] == result["b"]["runs"] == 4
+
+
 def test_deconvolution_twin_and_srcnn_shapes():
     model, _ = make_model(3)
     x = torch.rand(1, 1, 10, 12)
@@ -46,8 +54,14 @@ def test_cli_json_has_model_figures_baselines_and_pipeline(tmp_path, tiny_resolu
     assert {"bicubic", "srcnn_9_5_5", "espcn_deconv", "espcn_torch_fp32_nchw_eager", "opencv_espcn"} <= set(report["baselines"])
     assert report["ratios"]["stock_over_model"] > 0 and report["ratios"]["paper_deconv_claim"] == 2.0
     assert report["frame_ms"] > 0 and report["frame_ms_split"] > 0 and report["split_over_frame"] > 0
+    assert report["frame_over_network"] == pytest.approx(report["frame_ms"] / report["ms_per_frame"], rel=1e-2)
+    assert report["network_phases_ms"] > 0 and "colour_over_phases" in report  # the numba frame path's network
+    assert len(report["machine"]["load_avg_1_5_15"]) == 3
     pipe = report["pipeline"]
     assert pipe["frames"] == 24 and pipe["pipeline_fps"] > 0 and pipe["decode_bicubic_encode_fps"] > 0
+    assert pipe["decode_encode_fps"] > 0 and pipe["network_fps"] == pytest.approx(report["fps"], rel=1e-2)
+    bound = pipe["cores"] * 1e3 / (pipe["cores"] * report["ms_per_frame"] + pipe["decode_encode_run"]["cpu_ms_per_frame"])
+    assert pipe["codec_bound_fps"] == pytest.approx(bound, rel=1e-2) and 0 < pipe["pipeline_run"]["core_use"] <= 1.05
     assert "ms/frame" in capsys.readouterr().out
 
 

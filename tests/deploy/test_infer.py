@@ -120,5 +120,5 @@ def test_cuda_fp16_and_graphs_match_fp32_within_001_db(shared_data):
     ref = psnr_y(rgb_to_y(Upscaler(model, device="cpu", backend="torch")(lq)), rgb_to_y(gt), 3)
     up = Upscaler(model, device="cuda", precision="fp16")
     outs = [up(lq) for _ in range(3)]  # the third call replays a CUDA graph
-    assert up._graphs and np.array_equal(outs[1], outs[2])
+    assert up.uses_cuda_graphs and np.array_equal(outs[1], outs[2])
     assert abs(psnr_y(rgb_to_y(outs[2]), rgb_to_y(gt), 3) - ref) < 0.01

@@ -126,3 +126,15 @@ def test_eval_scores_a_video_as_the_mean_over_its_frames(tiny_x2, shared_data, t
     result = evaluate(str(tiny_x2), {"video": str(clip), "frames": str(folder)}, device="cpu")["datasets"]
     assert len(result["video"]["images"]) == 4
     assert result["video"]["model"]["psnr_y"] == pytest.approx(result["frames"]["model"]["psnr_y"], abs=1e-9)
+
+
+def test_preset_reaches_x264_and_is_refused_elsewhere(tiny_x2, clip_with_audio, tmp_path):
+    from espcn_lab.errors import UserError
+
+    up = Upscaler(load_model(str(tiny_x2)).model, device="cpu")
+    done = upscale_video(clip_with_audio, tmp_path / "fast.mp4", up, 2, preset="ultrafast", progress=False)
+    assert done["frames"] == 10 and done["codec"] == "libx264"
+    with pytest.raises(UserError, match="preset"):
+        upscale_video(clip_with_audio, tmp_path / "x.mkv", up, 2, codec="ffv1", preset="fast", progress=False)
+    with pytest.raises(UserError, match="encoding failed"):
+        upscale_video(clip_with_audio, tmp_path / "bad.mp4", up, 2, preset="no-such-preset", progress=False)

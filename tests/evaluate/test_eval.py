@@ -87,3 +87,18 @@ def test_rgb_models_are_scored_on_y(tmp_path):
     path = save_safetensors(build_model(cfg.model), cfg, DegradationSpec(), tmp_path / "rgb.safetensors")
     s = evaluate(str(path), {"one": str(tmp_path / "set")}, device="cpu")["datasets"]["one"]
     assert np.isfinite(s["model"]["psnr_y"]) and np.isnan(s["p_value_vs_bicubic"])
+
+
+def test_odd_files_score_as_their_8_bit_twins(model_file, tmp_path, shared_data):
+    """16-bit grey, palette and EXIF-rotated files are read by the one reader: the same numbers as plain PNGs
+    (a 16-bit grey image once scored 'inf dB' bicubic: it was read as all white)."""
+    bridge = dict(iter_hr_images(shared_data / "Set14"))["bridge"][:120, :150]
+    plain, odd = tmp_path / "plain", tmp_path / "odd"
+    plain.mkdir()
+    odd.mkdir()
+    Image.fromarray(bridge).save(plain / "a.png")
+    Image.fromarray(bridge.astype(np.uint16) * 257).save(odd / "a.png")
+    results = evaluate(str(model_file), {"plain": str(plain), "odd": str(odd)}, device="cpu")["datasets"]
+    for method in ("bicubic", "model"):
+        assert np.isfinite(results["odd"][method]["psnr_y"])
+        assert results["odd"][method]["psnr_y"] == pytest.approx(results["plain"][method]["psnr_y"], abs=1e-9)

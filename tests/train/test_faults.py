@@ -259,7 +259,7 @@ def test_a_run_folder_that_refuses_writes_is_one_line_and_keeps_the_last_whole_c
     assert code == 2 and len(_one_line(err)) == 1 and "No space left on device" in err, err
     last = root / "runs" / "full" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 4  # epoch 0's, whole
-    assert not list(last.parent.glob(".*.tmp"))
+    assert not list(last.parent.glob(".*partial*"))  # no temporary file left behind
 
 
 def test_validation_images_are_read_before_the_run_folder_is_written(inputs, tmp_path, capsys):

@@ -191,3 +191,17 @@ def test_refit_sees_the_pixels_prep_cut_its_shards_from(tmp_path, rng):
     assert not skipped and hr.shape == (1, 90, 60)  # rotated as a viewer shows it
     assert np.array_equal(gt_patches[0], hr[0, :51, :51]) and np.array_equal(lq[0], degrade(hr[0], 3))
     assert np.array_equal(lq_patches[0], lq[0, :17, :17])
+
+
+def test_refit_on_a_shard_folder_uses_its_training_images_whole(tmp_path, shared_data, capsys):
+    from data_prep import PrepOptions, run_prep
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted((shared_data / "T91").iterdir())[:5]:
+        (photos / src.name).write_bytes(src.read_bytes())
+    run_prep(PrepOptions(out=tmp_path / "s", scale=3, image_dir=photos, val_images=2, workers=1, progress=False))
+    with pytest.raises(SystemExit) as exit_:
+        main(["refit", "x3", "--image-dir", str(tmp_path / "s"), "--no-augment", "-o", str(tmp_path / "r.safetensors")])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("refitted on 3 pairs x 1 views")  # 5 - 2 held out
