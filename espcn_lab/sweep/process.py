@@ -8,7 +8,6 @@ kills what is left. On Linux a trial is also told to stop (SIGTERM) if the sweep
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
