@@ -198,3 +198,27 @@ def test_all_of_t91(shared_data, tmp_path):
     assert manifest["counts"]["listed"] == manifest["counts"]["used"] == 91 and not manifest["counts"]["skipped"]
     samples = list(wds.WebDataset(str(tmp_path / "t91" / "train-000000.tar"), shardshuffle=False).decode())
     assert len(samples) == 91 and sum(len(s["lq.npy"]) for s in samples) == manifest["splits"]["train"]["pairs"]
+
+
+def test_overwrite_deletes_only_what_prep_wrote(imagenet, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "train-photos.tar").write_bytes(b"the user's own archive")
+    (out / "manifest.json").write_text('{"mine": true}')
+    _prep("--imagenet-dir", imagenet, "--out", out, "--num-images", 6, "--workers", 1, expect=2)
+    assert "already holds shards not made by this prep" in capsys.readouterr().err
+    _prep("--imagenet-dir", imagenet, "--out", out, "--num-images", 6, "--workers", 1, "--overwrite")
+    _prep("--imagenet-dir", imagenet, "--out", out, "--num-images", 6, "--workers", 1, "--scale", 2, "--overwrite")
+    assert (out / "train-photos.tar").read_bytes() == b"the user's own archive"
+    assert read_manifest(out)["scale"] == 2 and sorted(p.name for p in out.glob("train-0*.tar")) == ["train-000000.tar"]
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_finished(tmp_path, tiny_disk, shared_data):
+    proc = subprocess.run([sys.executable, "-m", "espcn_lab.cli", "prep", "--image-dir", str(shared_data / "T91"),
+                           "--out", str(tiny_disk / "s"), "--images-per-shard", "10", "--no-progress"],
+                          capture_output=True, text=True, timeout=120)  # it once hung in Pool.terminate
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("warning")]
+    assert proc.returncode == 2 and len(lines) == 1 and "No space left on device" in lines[0] and "rerun" in lines[0]
+    assert not [p for p in (tiny_disk / "s").iterdir() if p.name.startswith(".") and p.name != ".prep"]
+    for shard in (tiny_disk / "s").glob("train-*.tar"):  # whatever finished is whole
+        assert list(wds.WebDataset(str(shard), shardshuffle=False).decode())
