@@ -44,10 +44,14 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """``path.write_bytes(data)`` through ``atomic_output``."""
+def write_bytes_atomic(path: str | Path, data: bytes | str | memoryview) -> Path:
+    """``path.write_bytes(data)`` through ``atomic_output``, flushed to disk before the rename (a power cut
+    after the rename cannot leave an empty file under the name); text is written as UTF-8."""
     with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
     return Path(path)
 
 

@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
 from lightning.pytorch.plugins import TorchCheckpointIO
 
-from espcn_lab.files import atomic_output
+from espcn_lab.files import write_bytes_atomic
 
 # errors that mean "this folder cannot be written now" rather than a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-
-
-def write_atomic(path: Union[str, Path], data: Union[bytes, str, memoryview]) -> None:
-    """Write ``data`` to ``path`` whole (``atomic_output``), flushed to disk before the rename."""
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def cannot_write(err: BaseException) -> Optional[str]:
@@ -41,10 +31,10 @@ def cannot_write(err: BaseException) -> Optional[str]:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoints serialised in memory, then written by ``write_atomic``."""
+    """Lightning checkpoints serialised in memory, then written whole by ``files.write_bytes_atomic``."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Union[str, Path],
                         storage_options: Optional[Any] = None) -> None:
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_atomic(path, buffer.getbuffer())
+        write_bytes_atomic(path, buffer.getbuffer())

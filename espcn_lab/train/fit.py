@@ -116,13 +116,13 @@ def warm_start(module, cfg: Config) -> None:
 
 def _write_run_folder(cfg: Config, run_dir: Path, resuming: bool) -> None:
     """``config.yaml``, and the metrics of the segment before a resume kept as ``metrics.N.csv``."""
-    from espcn_lab.train.files import write_atomic
+    from espcn_lab.files import write_bytes_atomic
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in run_dir.glob(".*.partial-*"):  # what a write killed half-way left (never the file itself)
             stale.unlink(missing_ok=True)
-        write_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         if resuming and (run_dir / "metrics.csv").exists():  # CSVLogger would delete it: keep each segment
             segment = 1 + len(list(run_dir.glob("metrics.*.csv")))
             (run_dir / "metrics.csv").rename(run_dir / f"metrics.{segment}.csv")

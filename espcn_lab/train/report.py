@@ -80,7 +80,7 @@ def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds:
                error: str = "") -> dict[str, Any]:
     """Measure and log latency/size, save visuals (a finished run), write ``summary.json`` whole (rank 0);
     return the summary. ``status``: finished, interrupted, terminated, stopped_nan or failed (``error`` says why)."""
-    from espcn_lab.train.files import write_atomic
+    from espcn_lab.files import write_bytes_atomic
 
     model, device = module.model, module.device
     scale = model.scale
@@ -104,5 +104,5 @@ def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds:
     summary.update({"latency/ms_1080p": measured.get("latency/ms_1080p", float("nan")),
                     "model/params": measured["model/params"], "model/macs_1080p": macs,
                     "train_seconds": round(seconds, 3), "best_ckpt": best})
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=True))
+    write_bytes_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=True))
     return summary

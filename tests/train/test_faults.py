@@ -246,7 +246,7 @@ def test_a_run_folder_that_refuses_writes_is_one_line_and_keeps_the_last_whole_c
     (tmp_path / "file").write_text("not a folder")
     code, err = _fit_cli(capsys, [*_overrides(root, shards, "x"), f"run.dir={tmp_path / 'file' / 'runs'}"])
     assert code == 2 and "run.dir: cannot write the run folder" in err and len(_one_line(err)) == 1, err
-    real, writes = files.write_atomic, []
+    real, writes = files.write_bytes_atomic, []
 
     def disk_full_after_the_first_checkpoint(path, data):
         writes.append(str(path))
@@ -254,7 +254,7 @@ def test_a_run_folder_that_refuses_writes_is_one_line_and_keeps_the_last_whole_c
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, data)
 
-    monkeypatch.setattr(files, "write_atomic", disk_full_after_the_first_checkpoint)
+    monkeypatch.setattr(files, "write_bytes_atomic", disk_full_after_the_first_checkpoint)
     code, err = _fit_cli(capsys, _overrides(root, shards, "full", "trainer.max_epochs=5"))
     assert code == 2 and len(_one_line(err)) == 1 and "No space left on device" in err, err
     last = root / "runs" / "full" / "last.ckpt"
