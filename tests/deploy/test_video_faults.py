@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from _cli import run_cli
 from PIL import Image
 
-from espcn_lab.cli import main
 from tests._models import save_model
 
 av = pytest.importorskip("av")
@@ -38,16 +38,6 @@ def _clip(path, frames=30, size=(48, 64), codec="ffv1"):
     return path
 
 
-def _run(argv, capsys):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _frames(path):
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
@@ -56,14 +46,14 @@ def _frames(path):
 def test_a_video_is_never_written_over_itself(model_x2, tmp_path, capsys):
     clip = _clip(tmp_path / "in.mkv")
     before = clip.read_bytes()
-    code, _, err = _run(["upscale", model_x2, clip, "-o", clip, "--no-progress"], capsys)
+    code, _, err = run_cli(["upscale", model_x2, clip, "-o", clip, "--no-progress"], capsys)
     assert code == 2 and "is the input" in err and clip.read_bytes() == before
 
 
 def test_a_truncated_video_is_written_as_far_as_it_decodes_and_said_so(model_x2, tmp_path, capsys):
     data = _clip(tmp_path / "full.mkv").read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 4 // 10])
-    code, _, err = _run(["upscale", model_x2, tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "--no-progress"], capsys)
+    code, _, err = run_cli(["upscale", model_x2, tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", "--no-progress"], capsys)
     got = _frames(tmp_path / "out.mkv")
     assert code == 1 and 0 < got < 30 and f"only {got} of 30 frames could be decoded" in err and "1 incomplete" in err
 
@@ -72,7 +62,7 @@ def test_an_empty_video_writes_nothing(model_x2, tmp_path, capsys):
     empty = tmp_path / "empty.mkv"  # its header (a 64x48 stream of 1.2 s) and no frame after it
     empty.write_bytes(_clip(tmp_path / "whole.mkv").read_bytes()[:600])
     (tmp_path / "whole.mkv").unlink()
-    code, _, err = _run(["upscale", model_x2, empty, "-o", tmp_path / "out.mkv", "--no-progress"], capsys)
+    code, _, err = run_cli(["upscale", model_x2, empty, "-o", tmp_path / "out.mkv", "--no-progress"], capsys)
     assert code == 1 and "no video frame could be decoded; nothing written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mkv"]
 
@@ -82,7 +72,7 @@ def test_a_bad_video_fails_alone_in_a_batch(model_x2, tmp_path, capsys):
     src.mkdir()
     (src / "broken.mkv").write_bytes(b"\x1aE\xdf\xa3 not a matroska file at all" * 50)
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(src / "photo.png")
-    code, _, err = _run(["upscale", model_x2, src, "-o", tmp_path / "out", "--no-progress"], capsys)
+    code, _, err = run_cli(["upscale", model_x2, src, "-o", tmp_path / "out", "--no-progress"], capsys)
     assert code == 1 and "broken.mkv: cannot open as video" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.png"]
 
@@ -90,7 +80,7 @@ def test_a_bad_video_fails_alone_in_a_batch(model_x2, tmp_path, capsys):
 def test_a_fifo_named_like_a_video_is_refused_at_once(model_x2, tmp_path, capsys):
     os.mkfifo(tmp_path / "live.mkv")
     start = time.monotonic()
-    code, _, err = _run(["upscale", model_x2, tmp_path / "live.mkv", "-o", tmp_path / "o.mkv"], capsys)
+    code, _, err = run_cli(["upscale", model_x2, tmp_path / "live.mkv", "-o", tmp_path / "o.mkv"], capsys)
     assert code == 1 and "not a regular file" in err and time.monotonic() - start < 30
 
 

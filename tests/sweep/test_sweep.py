@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _cli import run_cli
 
-from espcn_lab.cli import main
 from espcn_lab.config import ConfigError, load_config
 from espcn_lab.paths import REPO_ROOT
 from espcn_lab.sweep.report import pareto_front
@@ -91,16 +91,6 @@ def fake(tmp_path, monkeypatch):
         return calls.read_text().split() if calls.exists() else []
 
     return write_sweep, read_calls
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_rows(out: Path) -> list[dict]:

@@ -12,34 +12,20 @@ import time
 
 import pytest
 import torch
-from _shards import noise_images, write_shards
-from PIL import Image
+from _cli import fit_overrides
 
 from espcn_lab.checkpoint import load_model, save_safetensors
 from espcn_lab.cli import main
 from espcn_lab.config import load_config
 from espcn_lab.errors import Interrupted
-from espcn_lab.imaging.read import iter_hr_images
 from espcn_lab.train.fit import fit
 
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("faults")
-    shards = write_shards(root / "shards", noise_images(6), scale=3, n_shards=2)
-    (root / "val").mkdir()
-    for name, img in list(iter_hr_images(shared_data / "Set5"))[:2]:
-        Image.fromarray(img[:48, :60]).save(root / "val" / f"{name}.png")
-    return root, shards
-
-
-def _overrides(root, shards, name, *extra):
-    return [f"data.train_shards={shards}", "data.val_dirs={}", f"data.val_dirs.Tiny={root / 'val'}",
-            "model.features=[8,4]", "data.samples_per_epoch=128", "data.batch_size=32", "data.shuffle_buffer=64",
-            f"run.dir={root / 'runs'}", f"run.name={name}", "trainer.log_every_n_steps=1", "log.latency=false", *extra]
+def _quiet_overrides(root, shards, name, *extra):
+    return fit_overrides(root, shards, name, *extra, latency=False)
 
 
 def _fit_cli(capsys, args, timeout=120):
@@ -78,7 +64,7 @@ def test_a_signal_stops_fit_with_last_ckpt_a_summary_and_its_exit_code_then_resu
                                                                                              monkeypatch):
     root, shards = inputs
     name = f"sig{signum}"
-    args = _overrides(root, shards, name, "trainer.max_epochs=1000")
+    args = _quiet_overrides(root, shards, name, "trainer.max_epochs=1000")
     proc = subprocess.Popen(["espcn-lab", "fit", "configs/smoke.yaml", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
     last, deadline = root / "runs" / name / "last.ckpt", time.monotonic() + 120
@@ -98,7 +84,7 @@ def test_a_signal_stops_fit_with_last_ckpt_a_summary_and_its_exit_code_then_resu
     # resume: the interrupted epoch is finished, not restarted, so the count is that of an uninterrupted run
     monkeypatch.setenv("WANDB_MODE", "disabled")
     epochs = step // 4 + 2
-    resumed = fit(load_config("configs/smoke.yaml", _overrides(root, shards, name, "run.resume=last",
+    resumed = fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, name, "run.resume=last",
                                                                f"trainer.max_epochs={epochs}")))
     assert resumed["status"] == "finished" and resumed["steps"] == 4 * epochs and resumed["epochs"] == epochs
 
@@ -118,7 +104,7 @@ def test_ctrl_c_during_the_first_validation_stops_after_it(inputs, monkeypatch):
 
     monkeypatch.setattr(ESPCNModule, "validation_step", validation_step)
     with pytest.raises(Interrupted, match="interrupted by SIGINT") as stopped:
-        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "val-int", "trainer.max_epochs=50")))
+        fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, "val-int", "trainer.max_epochs=50")))
     assert stopped.value.signum == signal.SIGINT
     run = root / "runs" / "val-int"
     summary = json.loads((run / "summary.json").read_text())
@@ -132,7 +118,7 @@ def test_ctrl_c_during_the_first_validation_stops_after_it(inputs, monkeypatch):
 def finished_run(inputs):
     root, shards = inputs
     os.environ["WANDB_MODE"] = "disabled"
-    fit(load_config("configs/smoke.yaml", _overrides(root, shards, "done", "trainer.max_epochs=1")))
+    fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, "done", "trainer.max_epochs=1")))
     return root / "runs" / "done"
 
 
@@ -162,10 +148,10 @@ def test_refused_resumes_are_one_line_and_leave_the_run_folder_byte_identical(in
                 ([], "already holds a run")]
     refusals += [([f"run.resume={tmp_path / name}"], message) for name, message in _not_models(tmp_path).items()]
     for extra, message in refusals:
-        code, err = _fit_cli(capsys, _overrides(root, shards, "done", *extra))  # later overrides win
+        code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "done", *extra))  # later overrides win
         assert code == 2 and len(_one_line(err)) == 1 and message in err, (extra, err)
         assert _snapshot(finished_run) == before, extra
-    nameless = [a for a in _overrides(root, shards, "-") if not a.startswith("run.name")]
+    nameless = [a for a in _quiet_overrides(root, shards, "-") if not a.startswith("run.name")]
     code, err = _fit_cli(capsys, [*nameless, f"run.resume={tmp_path / 'notes.ckpt'}"])
     assert code == 2 and not list(tmp_path.glob("*.yaml")), err  # no run.name: nothing beside the file either
 
@@ -179,13 +165,13 @@ def test_a_truncated_last_ckpt_is_refused_and_left_alone(inputs, finished_run, t
     data = (copy / "last.ckpt").read_bytes()
     (copy / "last.ckpt").write_bytes(data[: len(data) // 2])
     before = _snapshot(copy)
-    code, err = _fit_cli(capsys, _overrides(root, shards, "cut", "run.resume=last"))
+    code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "cut", "run.resume=last"))
     assert code == 2 and len(_one_line(err)) == 1 and "damaged or truncated" in err and "best.ckpt" in err, err
     assert _snapshot(copy) == before
     # the same files as run.init_from: one line, and no run folder made (a model file is what init_from takes)
     _not_models(tmp_path)
     for source in [copy / "last.ckpt", *(tmp_path / n for n in ("notes.ckpt", "random.ckpt", "pickled.ckpt"))]:
-        code, err = _fit_cli(capsys, _overrides(root, shards, "fresh", f"run.init_from={source}"))
+        code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "fresh", f"run.init_from={source}"))
         assert code == 2 and len(_one_line(err)) == 1 and f"run.init_from: {source}: not an espcn-lab model" in err, err
         assert "Error:" not in err or source.name == "last.ckpt", err  # says what the file is, not a Python error
         assert not (root / "runs" / "fresh").exists()
@@ -202,10 +188,10 @@ def test_shards_with_no_pair_are_refused_by_prep_and_fit_in_one_line(inputs, sha
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "prep cut 0 training pairs from 5 images (skipped: 5 too_small" in err, err
     started = time.monotonic()
-    code, err = _fit_cli(capsys, _overrides(root, shards, "none"), timeout=60)
+    code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "none"), timeout=60)
     assert code == 2 and len(_one_line(err)) == 1 and "hold 0 training pairs" in err and time.monotonic() - started < 30
     (shards / "manifest.json").unlink()  # shards made elsewhere, no manifest: the empty tar itself is refused
-    code, err = _fit_cli(capsys, _overrides(root, shards, "none"), timeout=60)
+    code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "none"), timeout=60)
     assert code == 2 and len(_one_line(err)) == 1 and "holds no samples" in err, err
     assert not (root / "runs" / "none").exists()
 
@@ -218,12 +204,12 @@ def test_broken_shards_one_line_when_none_is_readable_a_warning_each_otherwise(i
     broken.mkdir()
     good = sorted(shards.glob("train-*.tar"))
     (broken / "train-000000.tar").write_bytes(os.urandom(30000))  # garbage
-    code, err = _fit_cli(capsys, _overrides(root, broken, "garbage"))
+    code, err = _fit_cli(capsys, _quiet_overrides(root, broken, "garbage"))
     assert code == 2 and "the only shard cannot be read" in err and "not a tar file" in _one_line(err)[0], err
     assert not (root / "runs" / "garbage").exists()
     data = good[0].read_bytes()
     (broken / "train-000000.tar").write_bytes(data[: len(data) // 3])  # truncated: found while reading
-    code, err = _fit_cli(capsys, _overrides(root, broken, "cutshard"))
+    code, err = _fit_cli(capsys, _quiet_overrides(root, broken, "cutshard"))
     assert code == 2 and len(_one_line(err)) == 1 and "no training pair could be read" in err and "truncated" in err
     assert json.loads((root / "runs" / "cutshard" / "summary.json").read_text())["status"] == "failed"
     # some broken among good ones: a warning per broken shard (once, over 3 epochs), and training goes on
@@ -231,7 +217,7 @@ def test_broken_shards_one_line_when_none_is_readable_a_warning_each_otherwise(i
         shutil.copy(path, broken / f"train-00000{i + 1}.tar")
     (broken / "train-000003.tar").write_bytes(b"")
     recwarn.clear()
-    code, err = _fit_cli(capsys, _overrides(root, broken, "mixed", "trainer.max_epochs=3"))
+    code, err = _fit_cli(capsys, _quiet_overrides(root, broken, "mixed", "trainer.max_epochs=3"))
     assert code == 0, err
     skipped = [str(w.message) for w in recwarn if "skipping" in str(w.message)]
     assert sorted(s.split(":")[0] for s in skipped) == [f"skipping shard {broken / 'train-000003.tar'}",
@@ -244,7 +230,7 @@ def test_a_run_folder_that_refuses_writes_is_one_line_and_keeps_the_last_whole_c
 
     root, shards = inputs
     (tmp_path / "file").write_text("not a folder")
-    code, err = _fit_cli(capsys, [*_overrides(root, shards, "x"), f"run.dir={tmp_path / 'file' / 'runs'}"])
+    code, err = _fit_cli(capsys, [*_quiet_overrides(root, shards, "x"), f"run.dir={tmp_path / 'file' / 'runs'}"])
     assert code == 2 and "run.dir: cannot write the run folder" in err and len(_one_line(err)) == 1, err
     real, writes = files.write_bytes_atomic, []
 
@@ -255,7 +241,7 @@ def test_a_run_folder_that_refuses_writes_is_one_line_and_keeps_the_last_whole_c
         real(path, data)
 
     monkeypatch.setattr(files, "write_bytes_atomic", disk_full_after_the_first_checkpoint)
-    code, err = _fit_cli(capsys, _overrides(root, shards, "full", "trainer.max_epochs=5"))
+    code, err = _fit_cli(capsys, _quiet_overrides(root, shards, "full", "trainer.max_epochs=5"))
     assert code == 2 and len(_one_line(err)) == 1 and "No space left on device" in err, err
     last = root / "runs" / "full" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 4  # epoch 0's, whole
@@ -266,7 +252,7 @@ def test_validation_images_are_read_before_the_run_folder_is_written(inputs, tmp
     root, shards = inputs
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    code, err = _fit_cli(capsys, [*_overrides(root, shards, "badval"), f"data.val_dirs.Tiny={tmp_path / 'val'}"])
+    code, err = _fit_cli(capsys, [*_quiet_overrides(root, shards, "badval"), f"data.val_dirs.Tiny={tmp_path / 'val'}"])
     assert code == 2 and "data.val_dirs.Tiny" in err and len(_one_line(err)) == 1, err
     assert not (root / "runs" / "badval").exists()
 
@@ -275,6 +261,6 @@ def test_a_step_budget_that_ends_before_the_first_validation_finishes(inputs, mo
     """trainer.max_steps inside the first epoch used to end in early stopping's "val/psnr_y not available"."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
-    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "budget", "trainer.max_steps=2")))
+    summary = fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, "budget", "trainer.max_steps=2")))
     assert summary["status"] == "finished" and summary["steps"] == 2
     assert torch.load(root / "runs" / "budget" / "last.ckpt", weights_only=True)["global_step"] == 2

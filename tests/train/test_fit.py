@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from _shards import noise_images, write_shards
+from _cli import fit_overrides
 from PIL import Image
 
 from espcn_lab.checkpoint import load_model
@@ -21,26 +21,10 @@ from espcn_lab.train.fit import fit
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("fit")
-    shards = write_shards(root / "shards", noise_images(6), scale=3, n_shards=2)
-    (root / "val").mkdir()
-    for name, img in list(iter_hr_images(shared_data / "Set5"))[:2]:
-        Image.fromarray(img[:48, :60]).save(root / "val" / f"{name}.png")
-    return root, shards
-
-
-def _overrides(root, shards, name, *extra):
-    return [f"data.train_shards={shards}", "data.val_dirs={}", f"data.val_dirs.Tiny={root / 'val'}",
-            "model.features=[8,4]", "data.samples_per_epoch=128", "data.batch_size=32", "data.shuffle_buffer=64",
-            f"run.dir={root / 'runs'}", f"run.name={name}", "trainer.log_every_n_steps=1", *extra]
-
-
 def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
-    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a")))
+    summary = fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "a")))
     run = root / "runs" / "a"
     assert {"config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "summary.json", "samples.png",
             "filters.png"} <= {p.name for p in run.iterdir()}
@@ -57,11 +41,11 @@ def test_fit_writes_the_run_folder_and_checkpoints_load_weights_only(inputs, mon
     assert ckpt["espcn_lab"]["degradation"] == {"kind": "bicubic", "sigma": None}
     assert load_model(str(run / "last.ckpt")).config.model.features == [8, 4]
     # resume: continues the step count and the schedule, keeps earlier metrics
-    resumed = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a", "run.resume=last",
+    resumed = fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "a", "run.resume=last",
                                                                "trainer.max_epochs=3")))
     assert resumed["steps"] == 12 and resumed["epochs"] == 3 and (run / "metrics.1.csv").is_file()
     with pytest.raises(UserError, match="already holds a run"):
-        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "a")))
+        fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "a")))
 
 
 def test_last_ckpt_is_the_final_state_even_when_validation_got_worse(inputs, monkeypatch):
@@ -79,7 +63,7 @@ def test_last_ckpt_is_the_final_state_even_when_validation_got_worse(inputs, mon
 
     monkeypatch.setattr(ESPCNModule, "on_validation_epoch_end", falling_score)
     monkeypatch.setattr(train_mod, "MONITOR", "val/falling")
-    summary = fit(load_config("configs/smoke.yaml", _overrides(root, shards, "worse", "trainer.max_epochs=3")))
+    summary = fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "worse", "trainer.max_epochs=3")))
     run = root / "runs" / "worse"
     last = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
     best = torch.load(run / "best.ckpt", map_location="cpu", weights_only=True)
@@ -91,7 +75,7 @@ def test_nan_loss_stops_with_status(inputs, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
     with pytest.raises(UserError, match="non-finite"):
-        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "nan", "optim.learning_rate=1e30",
+        fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "nan", "optim.learning_rate=1e30",
                                                          "optim.name=sgd")))
     assert json.loads((root / "runs" / "nan" / "summary.json").read_text())["status"] == "stopped_nan"
 
@@ -108,14 +92,14 @@ def test_bad_input_is_one_line_and_exit_2(inputs, tmp_path, capsys):
                            (["data.train_shards=/nope/shards"], "no shards found"),
                            ([f"data.val_dirs.Tiny={tmp_path / 'empty'}"], "no images")]:
         with pytest.raises(SystemExit) as exited:
-            main(["fit", "configs/smoke.yaml", *_overrides(root, shards, "bad"), *extra])
+            main(["fit", "configs/smoke.yaml", *fit_overrides(root, shards, "bad"), *extra])
         err = capsys.readouterr().err
         assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_ddp_on_two_cpu_processes(inputs):
     root, shards = inputs
-    proc = _cli("configs/smoke.yaml", *_overrides(root, shards, "ddp", "trainer.devices=2", "trainer.strategy=ddp",
+    proc = _cli("configs/smoke.yaml", *fit_overrides(root, shards, "ddp", "trainer.devices=2", "trainer.strategy=ddp",
                                                   "trainer.max_epochs=1"), timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == f"run: {root / 'runs' / 'ddp'}"
@@ -125,7 +109,7 @@ def test_ddp_on_two_cpu_processes(inputs):
 
 def test_kill_9_then_resume_continues_from_last_checkpoint(inputs):
     root, shards = inputs
-    args = ["configs/smoke.yaml", *_overrides(root, shards, "kill", "trainer.max_epochs=1000", "log.latency=false")]
+    args = ["configs/smoke.yaml", *fit_overrides(root, shards, "kill", "trainer.max_epochs=1000", "log.latency=false")]
     proc = subprocess.Popen(["espcn-lab", "fit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     last = root / "runs" / "kill" / "last.ckpt"
     deadline = time.time() + 120
@@ -188,4 +172,4 @@ def test_validation_scores_what_eval_scores_on_the_images_prep_held_out(tmp_path
 def test_a_shard_folder_without_held_out_images_is_refused_as_validation(inputs):
     root, shards = inputs
     with pytest.raises(UserError, match="no held-out images"):
-        fit(load_config("configs/smoke.yaml", _overrides(root, shards, "nv", f"data.val_dirs.heldout={shards}")))
+        fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "nv", f"data.val_dirs.heldout={shards}")))
