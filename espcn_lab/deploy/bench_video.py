@@ -91,7 +91,8 @@ def bench_pipeline(upscaler, size: tuple[int, int], net_ms: float | None = None,
              "pipeline": upscaler}
     with tempfile.TemporaryDirectory() as tmp:
         src = video or synthetic_clip(Path(tmp) / "lq.mkv", height // s, width // s, frames)
-        runs = {name: timed_video_run(src, Path(tmp) / f"{name}.mp4", fn, s, codec, preset) for name, fn in paths.items()}
+        ext = {"rawvideo": ".y4m", "ffv1": ".mkv"}.get(codec, ".mp4")  # a container that holds the codec
+        runs = {name: timed_video_run(src, Path(tmp) / f"{name}{ext}", fn, s, codec, preset) for name, fn in paths.items()}
     pipe, codec_only = runs["pipeline"], runs["decode_encode"]
     report = {"frames": pipe["frames"], "codec": pipe["codec"], "preset": preset or "default",
               "source": str(video or "synthetic"), "cores": cores(), **{f"{k}_run": v for k, v in runs.items()},
