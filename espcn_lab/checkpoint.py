@@ -9,10 +9,14 @@ Contracts:
 - Lightning checkpoint: ``ckpt["state_dict"]`` holds the ESPCN weights under the prefix ``model.``
   and ``ckpt["espcn_lab"] = {"config": <to_dict(cfg)>, "degradation": {"kind", "sigma"}}``.
 - safetensors: tensors are the ESPCN ``state_dict``; metadata ``{"espcn_lab": json.dumps(same dict)}``.
+- A network trained re-parameterised (``model.reparam: ecb``) has its branches in the ``.ckpt`` (so a run
+  resumes); every model loaded from it, and every safetensors file, is the folded plain network with
+  ``model.reparam: none`` in its config: what inference, export and speed see is the paper's network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -47,11 +51,17 @@ def save_safetensors(model: ESPCN, cfg: Config, degradation: DegradationSpec, pa
 
     from espcn_lab.files import atomic_output
 
+    model, cfg = model.folded(), plain_config(cfg)
     meta = {"espcn_lab": json.dumps({"config": to_dict(cfg), "degradation": degradation.to_dict()})}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_output(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return Path(path)
+
+
+def plain_config(cfg: Config) -> Config:
+    """The config of the folded network: the same, with ``model.reparam: none``."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, reparam="none"))
 
 
 def _resolve(spec: str) -> Path:
@@ -89,8 +99,7 @@ def _from_payload(payload: Any, state: dict[str, torch.Tensor], path: Path) -> L
         raise UserError(f"{path}: weights {bad[0]} contain NaN or infinite values (a diverged run?); not used")
     model = build_model(cfg.model)
     model.load_state_dict(state)
-    model.eval()
-    return LoadedModel(model, cfg, degradation, str(path))
+    return LoadedModel(model.folded().eval(), plain_config(cfg), degradation, str(path))
 
 
 def _load_error(err: Exception, path: Path) -> str:

@@ -30,6 +30,7 @@ class ModelConfig:  # what the keys mean and which combinations are valid: espcn
     features: list[int] = field(default_factory=lambda: [64, 32])
     kernels: list[int] = field(default_factory=lambda: [5, 3, 3])  # last = sub-pixel layer
     activation: str = "tanh"
+    reparam: str = "none"  # "ecb": train each convolution as ECB branches, folded into the plain network on save
 
 
 @dataclass(frozen=True)
@@ -261,8 +262,7 @@ def _check_semantics(cfg: Config) -> Config:
 
 
 def max_time_seconds(text: str) -> int:
-    """Seconds in a ``trainer.max_time`` string ``DD:HH:MM:SS``, exactly the form Lightning's Timer accepts
-    (whole numbers, two digits after the days); ConfigError otherwise."""
+    """Seconds in a ``trainer.max_time`` string ``DD:HH:MM:SS`` (exactly Lightning's Timer form); else ConfigError."""
     match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", text.strip())
     if match is None:
         raise ConfigError(f"trainer.max_time: expected DD:HH:MM:SS, got {text!r}")

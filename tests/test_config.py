@@ -105,7 +105,7 @@ def test_references_to_config_keys_resolve_and_others_stay(tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("model.colour=1", "unknown config key model.colour (known: activation, channels, features, kernels, scale)"),
+    ("model.colour=1", "unknown config key model.colour (known: activation, channels, features, kernels, reparam, scale)"),
     ("model.scale=three", "model.scale: expected int, got 'three'"),
     ("optim.name=lbfgs", "optim.name: must be one of ['sgd', 'adam', 'adamw'], got 'lbfgs'"),
     ("model.features=[8,x]", "model.features[1]: expected int, got 'x'"),

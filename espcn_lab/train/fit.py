@@ -102,16 +102,17 @@ def build_trainer(cfg: Config, run_dir: Path, request: Optional[StopRequest] = N
 
 def warm_start(module, cfg: Config) -> None:
     """Copy the weights of ``run.init_from`` into the module (same architecture required); optimiser stays fresh."""
-    from espcn_lab.checkpoint import load_model
+    from espcn_lab.checkpoint import load_model, plain_config
 
     try:
         source = load_model(cfg.run.init_from)
     except UserError as err:
         raise UserError(f"run.init_from: {err}") from None
-    if source.config.model != cfg.model:
+    if source.config.model != plain_config(cfg).model:  # a model file is always the plain (folded) network
         raise UserError(f"run.init_from: {cfg.run.init_from} is a different network ({source.config.model}) "
                         f"from model.* ({cfg.model})")
-    module.model.load_state_dict(source.model.state_dict())
+    # into a re-parameterised network the weights become its k x k branches; the others start at zero
+    module.model.load_state_dict(source.model.state_dict(), strict=cfg.model.reparam == "none")
 
 
 def _write_run_folder(cfg: Config, run_dir: Path, resuming: bool) -> None:

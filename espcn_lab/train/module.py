@@ -120,7 +120,7 @@ class ESPCNModule(L.LightningModule):
         scales = [1.0] * (len(convs) - 1) + [o.last_layer_lr_scale]
         groups = [{"params": list(conv.parameters()), "lr": o.learning_rate * k, "name": f"layer{i + 1}"}
                   for i, (conv, k) in enumerate(zip(convs, scales))]
-        extra = [p for m in self.model.body if not isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
+        extra = [p for m in self.model.body if m not in convs for p in m.parameters()]
         if extra:  # learnable activations (PReLU) learn with the first rate
             groups.append({"params": extra, "lr": o.learning_rate, "name": "activations"})
             scales.append(1.0)

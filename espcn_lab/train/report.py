@@ -82,7 +82,7 @@ def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds:
     return the summary. ``status``: finished, interrupted, terminated, stopped_nan or failed (``error`` says why)."""
     from espcn_lab.files import write_bytes_atomic
 
-    model, device = module.model, module.device
+    model, device = module.model.folded(), module.device  # what inference runs (model.reparam folded)
     scale = model.scale
     macs = multiply_adds(model, math.ceil(1080 / scale), math.ceil(1920 / scale))
     summary: dict[str, Any] = {"status": status, "run_dir": str(run_dir), "epochs": trainer.current_epoch,
