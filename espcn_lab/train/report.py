@@ -79,7 +79,7 @@ def save_visuals(model: ESPCN, val_set, run_dir: Path, device, loggers) -> None:
 def finish_run(trainer, module, datamodule, run_dir: Path, status: str, seconds: float,
                error: str = "") -> dict[str, Any]:
     """Measure and log latency/size, save visuals (a finished run), write ``summary.json`` whole (rank 0);
-    return the summary. ``status``: finished, interrupted, terminated, stopped_nan or failed (``error`` says why)."""
+    return the summary. ``status``: finished, interrupted, terminated, hangup, stopped_nan or failed (``error`` says why)."""
     from espcn_lab.files import write_bytes_atomic
 
     model, device = module.model.folded(), module.device  # what inference runs (model.reparam folded)

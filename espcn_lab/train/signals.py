@@ -1,9 +1,10 @@
-"""Stopping a run on SIGINT or SIGTERM the way Ctrl-C should: at a step boundary, state saved, status reported.
+"""Stopping a run on SIGINT, SIGTERM or SIGHUP the way Ctrl-C should: at a step boundary, state saved, status reported.
 
 The first signal asks for a stop; every rank checks the request at the end of a training step (reduced
 across ranks every ``every`` steps, so all ranks stop after the same step and no collective is left
 waiting), saves ``last.ckpt``, and ``fit`` writes ``summary.json`` with status ``interrupted`` (SIGINT)
-or ``terminated`` (SIGTERM) before ``espcn-lab fit`` exits 128 + the signal number (130, 143). A second
+or ``terminated`` (SIGTERM) or ``hangup`` (SIGHUP: the terminal closed, an SSH session dropped) before
+``espcn-lab fit`` exits 128 + the signal number (130, 143, 129). A second
 signal ends the process at once, by that signal's default action. A signal the process was started
 ignoring (``nohup``, a background job of a non-interactive shell) stays ignored.
 
@@ -23,8 +24,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
 
 class StopTraining(Exception):

@@ -21,7 +21,7 @@ from espcn_lab.errors import Interrupted
 from espcn_lab.train.fit import fit
 
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
 
 def _quiet_overrides(root, shards, name, *extra):
@@ -59,7 +59,7 @@ def _one_line(err):
 
 
 # ---------------------------------------------------------------- signals
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_stops_fit_with_last_ckpt_a_summary_and_its_exit_code_then_resume_continues(inputs, signum,
                                                                                              monkeypatch):
     root, shards = inputs
