@@ -38,7 +38,7 @@ from data_prep.sources import (
     select,
 )
 from espcn_lab import __version__
-from espcn_lab.errors import UserError
+from espcn_lab.errors import UserError, write_error
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.imaging.read import DEFAULT_MAX_PIXELS, ImageError, read_image
 from espcn_lab.shards.format import encode_sample
@@ -197,8 +197,8 @@ def build_shards(folder: Path, todo: list, source, spec: PatchSpec, opts: PrepOp
             bar.set_postfix(pairs=stats["pairs"], skipped=stats["skipped"], refresh=False)
     except OSError as err:  # a full or read-only disk: the shards already finished stay valid
         done = sum(v == 0 for v in remaining.values())
-        raise UserError(f"{folder}: cannot write shards ({err.strerror or err}); the {done} finished this run "
-                        "are kept: free space and rerun the same command to resume") from None
+        raise write_error(err, f"{folder}: cannot write shards ({err.strerror or err}); the {done} finished this "
+                               "run are kept: free space and rerun the same command to resume") from None
     finally:
         bar.close()
         for writer in writers.values():

@@ -397,9 +397,6 @@ def quickstart(
 
 
 # ---------------------------------------------------------------- entry point
-_OUT_OF_ROOM = {28, 122, 5}  # ENOSPC, EDQUOT, EIO: the machine failed, not the arguments
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2.
 
@@ -410,10 +407,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     """
     import os
 
-    from espcn_lab.errors import ConfigError, Interrupted, RunFailed, UserError
+    from espcn_lab.errors import OUT_OF_ROOM_ERRNOS, ConfigError, Interrupted, OutOfRoom, RunFailed, UserError
 
     try:
         app(args=argv)
+    except OutOfRoom as err:  # a full or failing disk: the machine failed, not the arguments
+        if os.environ.get("ESPCN_LAB_DEBUG"):
+            raise
+        print(f"espcn-lab: error: {err}", file=sys.stderr)
+        sys.exit(1)
     except (UserError, ConfigError) as err:
         if os.environ.get("ESPCN_LAB_DEBUG"):
             raise
@@ -432,7 +434,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         where = f"{err.filename}: " if err.filename else ""
         print(f"espcn-lab: error: {where}{err.strerror or err}", file=sys.stderr)
-        sys.exit(1 if err.errno in _OUT_OF_ROOM else 2)
+        sys.exit(1 if err.errno in OUT_OF_ROOM_ERRNOS else 2)
     except KeyboardInterrupt:
         print("espcn-lab: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from espcn_lab.errors import UserError
+from espcn_lab.errors import UserError, write_error
 
 
 def partial_name(path: Path) -> Path:
@@ -24,8 +24,8 @@ def partial_name(path: Path) -> Path:
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on any failure it is removed.
 
-    The folder is created if needed. OSErrors (full disk, read-only folder) become one-line UserErrors
-    naming ``path``; other exceptions (a Ctrl-C included) propagate after the clean-up.
+    The folder is created if needed. OSErrors become one-line errors naming ``path`` (``OutOfRoom`` for a
+    full disk, UserError for a read-only folder); other exceptions (a Ctrl-C included) propagate after the clean-up.
     """
     path = Path(path)
     try:
@@ -38,7 +38,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({err.strerror or err}); nothing was changed there") from None
+        raise write_error(err, f"{path}: cannot write ({err.strerror or err}); nothing was changed there") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

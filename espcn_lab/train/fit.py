@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import yaml
 
 from espcn_lab.config import Config, to_dict
-from espcn_lab.errors import Interrupted, RunFailed, UserError
+from espcn_lab.errors import Interrupted, RunFailed, UserError, write_error
 from espcn_lab.train.resume import RUN_NAME_ENV, check_resume, resolve_run
 
 if TYPE_CHECKING:
@@ -164,15 +164,15 @@ def _outcome(err: BaseException, request: StopRequest, trainer,
         return "stopped_nan", UserError(f"{err}; run stopped (see {run_dir / 'summary.json'})"), 0, ""
     if isinstance(err, UserError):  # no pair could be read from the shards, a checkpoint could not be written
         if trainer.global_step:
-            err = UserError(f"{err}; the run stopped at step {trainer.global_step} (last.ckpt holds the last state "
-                            "saved whole)")
+            err = type(err)(f"{err}; the run stopped at step {trainer.global_step} (last.ckpt holds the last state "
+                            "saved whole)")  # OutOfRoom stays OutOfRoom
         return "failed", err, 0, ""
     if request.signum:  # the signal also ended a reader process (it was sent to the whole process group)
         return STATUS[request.signum], None, request.signum, f" ({(str(err).strip().splitlines() or [''])[0][:160]})"
     step = trainer.global_step
-    if cannot_write(err):
-        return "failed", UserError(f"cannot write the run folder {run_dir}: {cannot_write(err)}; the run stopped at "
-                                   f"step {step} (last.ckpt is the last state saved whole)"), 0, ""
+    if cannot_write(err):  # a full or failing disk exits 1 (OutOfRoom), a read-only or denied folder 2
+        return "failed", write_error(err, f"cannot write the run folder {run_dir}: {cannot_write(err)}; the run "
+                                          f"stopped at step {step} (last.ckpt is the last state saved whole)"), 0, ""
     if _lost_peer(err, trainer.world_size):
         return "failed", RunFailed(f"rank {trainer.global_rank}: lost the other ranks at step {step} "
                                    f"({_lost_peer(err, trainer.world_size)}); resume with run.resume=last"), 0, ""
