@@ -10,6 +10,8 @@ network, then bicubic chroma + YCbCr -> RGB + rounding + pixel shuffle + NHWC, w
 byte once. The session's threads do not spin after a run (``ort_session``), so the kernels get the cores.
 
 Output equals ``Upscaler.pipeline`` but for one grey level on rare rounding ties (tests/test_cpu_frame.py).
+Video frames in yuv420p skip RGB altogether (``yuv420p``, tests/deploy/test_video_yuv.py): their Y plane
+is the network's input and the kernel writes the HR Y, U and V planes the encoder takes.
 """
 
 from __future__ import annotations

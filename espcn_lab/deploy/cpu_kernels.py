@@ -9,7 +9,11 @@ borders), YCbCr -> RGB, rounding half up, the pixel shuffle and channels-last in
 arithmetic follows ``Upscaler.pipeline`` step by step in float32 (its order, its constants); only
 fused multiply-adds and summation order may differ, i.e. one grey level on rare rounding ties.
 
-Both work on a range of ``(frame, LR row)`` rows so that threads can split a batch between them; they
+For video with no RGB anywhere (``CpuFrameRunner.yuv420p``): ``luma_rows`` takes a yuv420p frame's Y
+plane as the network's input, and ``yuv420p_kernel(s)`` writes the HR yuv420p frame: the HR Y plane
+(the network's output rounded, pixel-shuffled) and U, V by the same MATLAB bicubic at chroma size.
+
+All of them work on a range of ``(frame, LR row)`` rows so that threads can split a batch between them; they
 release the GIL. Compiled on first use and cached on disk (``cache=True``; a few seconds once per scale).
 """
 
