@@ -33,6 +33,7 @@ from espcn_lab.deploy.bench import machine, measure_side_by_side
 from espcn_lab.deploy.bench_video import (
     bench_pipeline,
     cores,
+    run_figures,
     synthetic_clip,
     timed_video_run,
 )
@@ -150,8 +151,8 @@ def _pipelines(r: dict, scale: int, args) -> dict:
         clip = synthetic_clip(Path(tmp) / "lq.mkv", 1080 // scale, 1920 // scale, args.frames)
         report = bench_pipeline(r["upscaler"], (1080, 1920), r["ms"]["network"], video=clip, preset=args.preset)
         graph = r["graph"]
-        before = timed_video_run(clip, Path(tmp) / "graph.mp4", lambda f: graph(torch.from_numpy(f)).numpy(), scale,
-                                 "auto", args.preset)
+        before = run_figures([timed_video_run(clip, Path(tmp) / "graph.mp4", lambda f: graph(torch.from_numpy(f)).numpy(),
+                                              scale, "auto", args.preset)])
     report["graph_pipeline_run"] = before
     report["pipeline_over_graph_pipeline"] = round(report["pipeline_fps"] / before["fps"], 3)
     return report

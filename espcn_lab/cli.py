@@ -278,6 +278,11 @@ def _print_bench(report: dict) -> None:
             if "network_fps" in p:
                 print(f"  pipeline/network {p['pipeline_over_network']:.2f}; codec-bound ceiling {p['codec_bound_fps']} fps "
                       f"(pipeline at {p['pipeline_over_codec_bound']:.0%} of it, cores {p['pipeline_run']['core_use']:.0%} busy)")
+            if "pipeline_yuv_over_network" in p:
+                print(f"  YUV path {p['pipeline_yuv_fps']} fps = {p['pipeline_yuv_over_network']:.2f} of the network "
+                      f"({p['yuv_over_rgb']:.2f}x the RGB path, {p['pipeline_yuv_over_network_interleaved']:.2f} of the "
+                      f"network timed between the runs; codec-bound ceiling {p['codec_bound_fps_yuv']} fps, "
+                      f"cores {p['pipeline_yuv_run']['core_use']:.0%} busy)")
 
 
 @app.command()

@@ -10,6 +10,8 @@ network, then bicubic chroma + YCbCr -> RGB + rounding + pixel shuffle + NHWC, w
 byte once. The session's threads do not spin after a run (``ort_session``), so the kernels get the cores.
 
 Output equals ``Upscaler.pipeline`` but for one grey level on rare rounding ties (tests/test_cpu_frame.py).
+Video frames in yuv420p skip RGB altogether (``yuv420p``, tests/deploy/test_video_yuv.py): their Y plane
+is the network's input and the kernel writes the HR Y, U and V planes the encoder takes.
 """
 
 from __future__ import annotations
@@ -68,10 +70,10 @@ class CpuFrameRunner:
         self._shape: tuple | None = None
 
     def _bind(self, shape: tuple[int, ...]) -> None:
-        """Buffers for frames of ``shape`` (B, h, w, 3), bound to the session once and reused."""
+        """Buffers for ``shape`` (B, h, w) LR frames, bound to the session once and reused (RGB and YUV alike)."""
         import onnxruntime as ort
 
-        b, h, w, _ = shape
+        b, h, w = shape
         self.y = np.empty((b, 1, h, w), np.float32)
         self.cb, self.cr = np.empty((b, h, w), np.float32), np.empty((b, h, w), np.float32)
         self.lum = np.empty((b, self.scale**2, h, w), np.float32)
@@ -109,8 +111,8 @@ class CpuFrameRunner:
         rgb = np.ascontiguousarray(lq.cpu().numpy())
         if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
             raise UserError(f"the numba frame path takes (B, h, w, 3) uint8 frames, got {rgb.dtype} {rgb.shape}")
-        if rgb.shape != self._shape:
-            self._bind(rgb.shape)
+        if rgb.shape[:3] != self._shape:
+            self._bind(rgb.shape[:3])
         b, h, w, _ = rgb.shape
         s = self.scale
         self._split(prep_rows, rgb, self.m, self.off, self.y, self.cb, self.cr)
@@ -118,3 +120,26 @@ class CpuFrameRunner:
         out = np.empty((b, h * s, w * s * 3), np.uint8)
         self._split(compose_kernel(s), self.lum, self.cb, self.cr, self.taps, self.k, out)
         return torch.from_numpy(out.reshape(b, h * s, w * s, 3)).to(lq.device)
+
+    def yuv420p(self, frames: np.ndarray) -> np.ndarray:
+        """(B, h*3/2, w) uint8 yuv420p frames, h and w even (PyAV's ``to_ndarray(format="yuv420p")``: the Y
+        plane's rows, then U's and V's) -> (B, h*s*3/2, w*s) uint8 yuv420p, for video without RGB anywhere.
+
+        The Y plane goes through the network as it is: limited-range BT.601 Y is the Y the model was trained
+        on (MATLAB's ``rgb2ycbcr``). The HR Y plane is the network's output rounded; U and V are MATLAB
+        bicubic of the LR chroma planes (``cpu_kernels.yuv420p_kernel``).
+        """
+        from espcn_lab.deploy.cpu_kernels import luma_rows, yuv420p_kernel
+
+        frames = np.ascontiguousarray(frames)
+        if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[1] % 3 or frames.shape[2] % 2:
+            raise UserError(f"the YUV frame path takes (B, h*3/2, w) uint8 yuv420p frames with h and w even, got "
+                            f"{frames.dtype} {frames.shape}")
+        b, rows, w = frames.shape
+        if (b, rows // 3 * 2, w) != self._shape:
+            self._bind((b, rows // 3 * 2, w))
+        self._split(luma_rows, frames, self.y)
+        self.network()
+        out = np.empty((b, rows * self.scale, w * self.scale), np.uint8)
+        self._split(yuv420p_kernel(self.scale), self.lum, frames, self.taps, out)
+        return out

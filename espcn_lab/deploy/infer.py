@@ -5,7 +5,8 @@ tiling) so ``upscale``, video and ``bench`` all run one code path. Colour handli
 BT.601 luma through the network, chroma and alpha by MATLAB-compatible bicubic (``ops``).
 Large inputs are cut into overlapping tiles whose overlap covers the receptive field, so tiled and
 untiled outputs are identical while memory stays bounded by the tile size. With ONNX Runtime a frame
-skips ``pipeline``: ``cpu_frame`` (RGB, Y model, CPU) or one ONNX graph (``frame_graph``).
+skips ``pipeline``: ``cpu_frame`` (RGB, Y model, CPU) or one ONNX graph (``frame_graph``); on CPU, video
+frames may skip RGB altogether (``yuv420p_runner``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ class Upscaler:
         """The whole-frame runner that (B, h, w, ``channels``) uint8 frames take, built now if needed, or None
         where frames run ``pipeline`` (torch backends)."""
         return self._frame_runner(channels) if self._frames is not None else None
+
+    def yuv420p_runner(self, height: int, width: int) -> Callable | None:
+        """The YUV-native video frame function for LR frames of ``height`` x ``width`` (``CpuFrameRunner.yuv420p``:
+        (B, h*3/2, w) uint8 yuv420p -> the same at ``scale`` times the size, no RGB anywhere), or None where
+        frames keep the RGB path: another device or backend, an RGB model, no numba, odd sides (4:2:0 chroma
+        would not scale to whole HR samples), or frames larger than one tile (the RGB path tiles them)."""
+        fits = self.tile <= 0 or max(height, width) <= self.tile
+        if self._frames is None or self.device.type != "cpu" or self.channels != 1 or height % 2 or width % 2 \
+                or not fits:
+            return None
+        return getattr(self._frame_runner(3), "yuv420p", None)  # the one-graph fallback (no numba) has none
 
     def _net01(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x / 255.0).clamp_(0, 1) * 255.0

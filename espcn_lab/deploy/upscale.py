@@ -120,7 +120,7 @@ def upscale_files(upscaler: Upscaler, inputs: list[Path], output: str | Path | N
         try:
             if is_video(src):
                 done = upscale_video(src, dst, upscaler, upscaler.scale, batch=batch, codec=codec, crf=crf,
-                                     progress=progress, preset=preset)
+                                     progress=progress, preset=preset, yuv=upscaler.yuv420p_runner)
                 if not done["complete"]:
                     of = f" of {done['expected_frames']}" if done["expected_frames"] else ""
                     why = f" ({done['decode_error']})" if done["decode_error"] else ""

@@ -2,7 +2,9 @@
 
 Memory stays flat for any length: at most ``batch`` decoded frames and ``batch`` upscaled frames
 are alive at once, and encoding runs on its own thread so the codec overlaps the model. Frame
-count and frame rate are preserved. ``iter_frames`` also serves evaluation (video files or folders
+count and frame rate are preserved. Frames travel as RGB (``frame_fn``), or, where the caller offers
+a YUV frame function (``yuv``: the CPU upscaler's) and the formats allow it (yuv420p in, limited range,
+even sides, a yuv420p encoder out), as yuv420p planes from decoder to encoder with no colour conversion. ``iter_frames`` also serves evaluation (video files or folders
 of frames, as the paper's video tables score them).
 """
 
@@ -29,6 +31,7 @@ RGB_CODECS = {"ffv1": "bgr0", "libx264rgb": "rgb24", "png": "rgb24", "qtrle": "r
 _FORMATS = {".mkv": "matroska", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm", ".avi": "avi",
             ".y4m": "yuv4mpegpipe"}  # the muxer of each extension (the temporary name must not decide it)
 FrameFn = Callable[[np.ndarray], np.ndarray]  # (B, h, w, 3) uint8 -> (B, h*s, w*s, 3) uint8
+YuvFn = Callable[[int, int], "FrameFn | None"]  # LR (height, width) -> yuv420p (B, h*3/2, w) -> (B, H*3/2, W), or None
 
 
 def is_video(path: Path) -> bool:
@@ -102,15 +105,28 @@ def _add_video_stream(out, codec: str, rate: Fraction, width: int, height: int, 
     return stream
 
 
-def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock) -> None:
+def _pick_path(vin, vout, frame_fn: FrameFn, yuv: YuvFn | None) -> tuple[str, FrameFn]:
+    """The pixel format frames take from decoder to encoder and the frame function for it: yuv420p when ``yuv``
+    has one for this size and the input (yuv420p, not full range) and the encoder (yuv420p) both are, else RGB."""
+    ctx = vin.codec_context
+    if yuv is not None and vout.pix_fmt == "yuv420p" and ctx.pix_fmt == "yuv420p" and ctx.color_range != 2:
+        fn = yuv(ctx.height, ctx.width)  # None for odd sides, other devices, ... (the upscaler says)
+        if fn is not None:
+            for key in ("colorspace", "color_primaries", "color_trc", "color_range"):  # the planes pass through
+                setattr(vout.codec_context, key, getattr(ctx, key))
+            return "yuv420p", fn
+    return "rgb24", frame_fn
+
+
+def _encoder(out, stream, pix_fmt: str, jobs: queue.Queue, errors: list, lock: threading.Lock) -> None:
     """Encode frames from ``jobs`` until None arrives (runs on its own thread; PyAV releases the GIL)."""
     import av
 
     item = ()
     try:
         while (item := jobs.get()) is not None:
-            index, rgb = item
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            index, pixels = item  # wrapped, not copied: each batch's output array is the frame's buffer
+            frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(pixels), format=pix_fmt)
             frame.pts = index
             packets = stream.encode(frame)
             with lock:
@@ -125,8 +141,12 @@ def _encoder(out, stream, jobs: queue.Queue, errors: list, lock: threading.Lock)
 
 
 def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: int, batch: int = 4,
-                  codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None) -> dict:
+                  codec: str = "auto", crf: int = 18, progress: bool = True, preset: str | None = None,
+                  yuv: YuvFn | None = None) -> dict:
     """Stream ``src`` through ``frame_fn`` into ``dst``; returns {frames, expected_frames, complete, fps, ...}.
+
+    ``yuv`` (e.g. ``Upscaler.yuv420p_runner``) offers a yuv420p frame function for an LR size; where it gives
+    one and the formats allow, frames take it instead of ``frame_fn`` (``frame_path`` says which ran).
 
     ``dst`` is written under a temporary name and renamed when the stream is complete, so a failure (an
     encoder error, a full disk, Ctrl-C) leaves no half video under the final name and never touches a file
@@ -147,7 +167,8 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
                 vout = _add_video_stream(out, codec_name, rate, vin.codec_context.width * scale,
                                          vin.codec_context.height * scale, crf, preset)
                 audio, dropped = _copy_audio_streams(inp, out)
-                count, decode_error = _encode_all(inp, vin, audio, out, vout, frame_fn, batch, progress, src, dst)
+                path = _pick_path(vin, vout, frame_fn, yuv)
+                count, decode_error = _encode_all(inp, vin, audio, out, vout, path, batch, progress, src, dst)
             if count == 0:
                 raise UserError(f"{src}: no video frame could be decoded" + (f" ({decode_error})" if decode_error else "")
                                 + "; nothing written")
@@ -155,7 +176,7 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
     complete = decode_error is None and (expected is None or count >= expected)
     return {"frames": count, "expected_frames": expected, "complete": complete, "decode_error": decode_error,
             "fps": float(rate), "width": vout.width, "height": vout.height, "audio_streams": len(audio),
-            "audio_dropped": dropped, "codec": codec_name}
+            "audio_dropped": dropped, "codec": codec_name, "frame_path": path[0]}
 
 
 def _expected_frames(inp, vin, rate: Fraction) -> int | None:
@@ -174,7 +195,7 @@ def _expected_frames(inp, vin, rate: Fraction) -> int | None:
     return round(seconds * float(rate)) if seconds else None
 
 
-def _encode_all(inp, vin, audio, out, vout, frame_fn: FrameFn, batch: int, progress: bool, src: Path,
+def _encode_all(inp, vin, audio, out, vout, path: tuple[str, FrameFn], batch: int, progress: bool, src: Path,
                 dst: Path) -> tuple[int, str | None]:
     """Run the decode -> model -> encoder-thread pipeline; (frames written, why decoding stopped early or None)."""
     import av
@@ -183,12 +204,12 @@ def _encode_all(inp, vin, audio, out, vout, frame_fn: FrameFn, batch: int, progr
     jobs: queue.Queue = queue.Queue(maxsize=2 * batch)
     errors: list = []
     lock = threading.Lock()  # the muxer is shared by the encoder thread and the audio copy
-    worker = threading.Thread(target=_encoder, args=(out, vout, jobs, errors, lock), daemon=True)
+    worker = threading.Thread(target=_encoder, args=(out, vout, path[0], jobs, errors, lock), daemon=True)
     worker.start()
     bar = tqdm(total=vin.frames or None, unit="frame", disable=not progress, desc=src.name)
     result = (0, None)
     try:
-        result = _pump(inp, vin, audio, out, frame_fn, batch, jobs, bar, errors, lock)
+        result = _pump(inp, vin, audio, out, path, batch, jobs, bar, errors, lock)
     except av.error.FFmpegError as err:  # muxing audio can meet a failed encoder first
         errors.append(err)
     finally:
@@ -222,19 +243,20 @@ def _open_output(path: Path, dst: Path):
         raise UserError(f"{dst}: cannot write this video format ({err})") from None
 
 
-def _pump(inp, vin, audio: dict, out, frame_fn: FrameFn, batch: int, jobs: queue.Queue, bar, errors: list,
+def _pump(inp, vin, audio: dict, out, path: tuple[str, FrameFn], batch: int, jobs: queue.Queue, bar, errors: list,
           lock: threading.Lock) -> tuple[int, str | None]:
-    """Demux: video frames -> batches -> ``frame_fn`` -> encoder queue; audio packets muxed as they come.
-    Returns (frames queued, the decoder's error if it stopped early)."""
+    """Demux: video frames (as ``path``'s pixel format) -> batches -> its frame function -> encoder queue; audio
+    packets muxed as they come. Returns (frames queued, the decoder's error if it stopped early)."""
     import av
 
+    pix_fmt, frame_fn = path
     pending: list[np.ndarray] = []
     count, decode_error = 0, None
 
     def flush() -> None:
         nonlocal count
-        for rgb in frame_fn(np.stack(pending)):
-            jobs.put((count, rgb))
+        for pixels in frame_fn(np.stack(pending)):
+            jobs.put((count, pixels))
             count += 1
         bar.update(len(pending))
         pending.clear()
@@ -249,7 +271,7 @@ def _pump(inp, vin, audio: dict, out, frame_fn: FrameFn, batch: int, jobs: queue
                 decode_error = f"{type(err).__name__}: {err}"
                 break
             for frame in frames:
-                pending.append(frame.to_ndarray(format="rgb24"))
+                pending.append(frame.to_ndarray(format=pix_fmt))
                 if len(pending) == batch:
                     flush()
         elif packet.dts is not None:

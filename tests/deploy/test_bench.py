@@ -62,6 +62,15 @@ def test_cli_json_has_model_figures_baselines_and_pipeline(tmp_path, tiny_resolu
     assert pipe["decode_encode_fps"] > 0 and pipe["network_fps"] == pytest.approx(report["fps"], rel=1e-2)
     bound = pipe["cores"] * 1e3 / (pipe["cores"] * report["ms_per_frame"] + pipe["decode_encode_run"]["cpu_ms_per_frame"])
     assert pipe["codec_bound_fps"] == pytest.approx(bound, rel=1e-2) and 0 < pipe["pipeline_run"]["core_use"] <= 1.05
+    # the RGB and the YUV path side by side (RGB, YUV, YUV, RGB), each against its own codec-only run
+    assert (pipe["pipeline_run"]["frame_path"], pipe["pipeline_yuv_run"]["frame_path"]) == ("rgb24", "yuv420p")
+    assert pipe["pipeline_run"]["runs"] == pipe["pipeline_yuv_run"]["runs"] == 2
+    assert pipe["decode_encode_yuv_run"]["frame_path"] == "yuv420p" and pipe["codec_bound_fps_yuv"] > 0
+    assert pipe["pipeline_yuv_over_network"] == pytest.approx(pipe["pipeline_yuv_fps"] / pipe["network_fps"], rel=2e-2)
+    assert pipe["yuv_over_rgb"] == pytest.approx(pipe["pipeline_yuv_fps"] / pipe["pipeline_fps"], rel=1e-2)
+    assert pipe["network_interleaved_run"]["runs"] == 3 and pipe["network_interleaved_run"]["frames"] == 24
+    assert pipe["pipeline_yuv_over_network_interleaved"] == pytest.approx(
+        pipe["pipeline_yuv_fps"] / pipe["network_interleaved_run"]["fps"], rel=2e-2)
     assert "ms/frame" in capsys.readouterr().out
 
 
