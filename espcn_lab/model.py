@@ -16,6 +16,7 @@ each forward pass (so training sees exactly the network inference will run, bord
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Sequence
 
@@ -77,15 +78,17 @@ class RepConv2d(nn.Module):
         plain = nn.Conv2d(c_in, c_out, k, padding=k // 2)  # the same initial k x k branch as ESPCN's
         self.in_channels, self.out_channels, self.kernel_size = c_in, c_out, (k, k)
         self.weight, self.bias = plain.weight, plain.bias
-        small = min(3, k)
-        squeeze = nn.Conv2d(c_in, expand * c_out, 1)
-        self.es_w0, self.es_b0 = squeeze.weight, squeeze.bias
-        self.es_w1 = nn.Parameter(torch.zeros(c_out, expand * c_out, small, small))
+        small, mid = min(3, k), expand * c_out
+        # branch factors are kept below 4-D (1x1 kernels as matrices, the 3x3 one flattened) so that moving the
+        # network to channels-last leaves them alone: 4-D factors in channels-last made every step copy them
+        self.es_w0 = nn.Parameter(nn.Conv2d(c_in, mid, 1).weight.detach()[..., 0, 0].clone())
+        self.es_b0 = nn.Parameter(torch.zeros(mid).uniform_(-c_in**-0.5, c_in**-0.5))
+        self.es_w1 = nn.Parameter(torch.zeros(c_out, mid, small * small))
         # the edge branches' own biases would only add to ``bias`` (each mask sums to 0): left out, so the
         # layer's bias is one parameter, as in the plain network
         self.edges = tuple(_EDGE_MASKS) if k >= 3 else ()
         for name in self.edges:
-            setattr(self, f"{name}_w0", nn.Conv2d(c_in, c_out, 1, bias=False).weight)
+            setattr(self, f"{name}_w0", nn.Parameter(nn.Conv2d(c_in, c_out, 1).weight.detach()[..., 0, 0].clone()))
             setattr(self, f"{name}_scale", nn.Parameter(torch.zeros(c_out)))
             self.register_buffer(f"{name}_mask", torch.tensor(_EDGE_MASKS[name]), persistent=False)
 
@@ -95,17 +98,22 @@ class RepConv2d(nn.Module):
 
     def kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (weight, bias) of the single convolution the branches sum to."""
-        w0, w1 = self.es_w0[..., 0, 0], self.es_w1
-        weight = self.weight + self._pad(torch.einsum("omuv,mi->oiuv", w1, w0))
-        bias = self.bias + torch.einsum("omuv,m->o", w1, self.es_b0)
+        small = math.isqrt(self.es_w1.shape[-1])
+        weight = self.weight + self._pad(torch.einsum("omt,mi->oit", self.es_w1, self.es_w0).unflatten(-1, (small, small)))
+        bias = self.bias + torch.einsum("omt,m->o", self.es_w1, self.es_b0)
         for name in self.edges:
-            w0 = getattr(self, f"{name}_w0")[..., 0, 0]
+            w0 = getattr(self, f"{name}_w0")
             scale, mask = getattr(self, f"{name}_scale"), getattr(self, f"{name}_mask")
             weight = weight + self._pad((scale[:, None] * w0)[..., None, None] * mask)
         return weight, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.kernel()
+        if self.weight.stride(1) == 1 < self.kernel_size[0] and x.is_contiguous(memory_format=torch.channels_last):
+            # a network moved to channels-last (its k x k branch has channel stride 1): the kernel must be too,
+            # strides included, or oneDNN converts the activations every step (``.contiguous()`` would keep a
+            # 1-input-channel kernel's NCHW strides, which also count as channels-last)
+            weight = torch.empty_like(weight, memory_format=torch.channels_last).copy_(weight)
         return nn.functional.conv2d(x, weight, bias, padding=self.kernel_size[0] // 2)
 
     def folded(self) -> nn.Conv2d:
