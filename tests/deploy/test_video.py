@@ -12,6 +12,7 @@ from espcn_lab.checkpoint import load_model
 from espcn_lab.cli import main
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.video import iter_frames, upscale_video
+from tests._media import write_clip
 from tests._models import save_model
 
 av = pytest.importorskip("av")
@@ -25,24 +26,10 @@ def tiny_x2(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip_with_audio(tmp_path_factory):
     """10 frames of 32x24 at 30000/1001 fps with an AAC track."""
-    path = tmp_path_factory.mktemp("v") / "clip.mkv"
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("ffv1", rate=Fraction(30000, 1001))
-        video.width, video.height, video.pix_fmt = 32, 24, "bgr0"
-        audio = out.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        for k in range(6):
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 16000, k * 1024
-            out.mux(audio.encode(chunk))
-        out.mux(audio.encode(None))
-    return path
+    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(10)]
+    return write_clip(tmp_path_factory.mktemp("v") / "clip.mkv", frames, pix_fmt="bgr0",
+                      rate=Fraction(30000, 1001), audio=True)
 
 
 def _summary(path):

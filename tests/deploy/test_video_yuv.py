@@ -16,6 +16,7 @@ from espcn_lab.deploy.video import iter_frames, upscale_video
 from espcn_lab.evaluate.metrics import psnr_y
 from espcn_lab.imaging.colour import hr_luma
 from espcn_lab.imaging.degrade import degrade, modcrop
+from tests._media import write_clip
 from tests._models import make_model, save_model
 
 av = pytest.importorskip("av")
@@ -25,31 +26,6 @@ pytest.importorskip("numba", reason="numba not installed: video keeps the RGB pa
 @pytest.fixture(scope="module")
 def tiny_x2(tmp_path_factory):
     return load_model(str(save_model(tmp_path_factory.mktemp("m") / "x2.safetensors", scale=2, features=(8, 4)))).model
-
-
-def _clip(path, frames, pix_fmt="yuv420p", codec="ffv1", rate=25, audio=False, color_range=None):
-    """Encode RGB ``frames`` (a list of (h, w, 3) uint8) as ``pix_fmt`` (PyAV converts), optionally with AAC."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=rate)
-        video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt = pix_fmt
-        if color_range is not None:
-            video.codec_context.color_range = color_range
-        sound = out.add_stream("aac", rate=16000) if audio else None
-        if sound:
-            sound.layout = "mono"
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        if sound:
-            for k in range(6):
-                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 16000, k * 1024
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode(None))
-    return path
 
 
 def _planes(path):
@@ -91,7 +67,7 @@ def test_yuv_path_output_matches_the_rgb_path_on_vid4(shared_data, tmp_path):
     yuv420p: both paths into lossless yuv420p (.y4m), each scored against the HR frames' Y."""
     scale = 3
     hr = [modcrop(f, scale) for f in iter_frames(shared_data / "Vid4" / "calendar.mkv")]
-    src = _clip(tmp_path / "lr.mkv", [degrade(f, scale) for f in hr])
+    src = write_clip(tmp_path / "lr.mkv", [degrade(f, scale) for f in hr])
     up = Upscaler(load_model("x3").model, device="cpu")
     yuv = upscale_video(src, tmp_path / "yuv.y4m", up, scale, progress=False, yuv=up.yuv420p_runner)
     rgb = upscale_video(src, tmp_path / "rgb.y4m", up, scale, progress=False)
@@ -114,7 +90,7 @@ def test_yuv_path_keeps_count_rate_and_audio_and_the_cli_takes_it(tiny_x2, tmp_p
     from espcn_lab.deploy import upscale
 
     frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(10)]
-    clip = _clip(tmp_path / "clip.mkv", frames, rate=Fraction(30000, 1001), audio=True)
+    clip = write_clip(tmp_path / "clip.mkv", frames, rate=Fraction(30000, 1001), audio=True)
     seen = []
     real = upscale.upscale_video
     monkeypatch.setattr(upscale, "upscale_video", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
@@ -130,7 +106,7 @@ def test_yuv_path_keeps_count_rate_and_audio_and_the_cli_takes_it(tiny_x2, tmp_p
 
 @pytest.mark.parametrize("codec, ext", [("ffv1", "mkv"), ("png", "mov"), ("qtrle", "mov")])
 def test_rgb_codecs_take_the_rgb_path_and_stay_lossless(tiny_x2, tmp_path, codec, ext, rng):
-    clip = _clip(tmp_path / "in.mkv", [rng.integers(0, 256, (20, 26, 3), dtype=np.uint8) for _ in range(4)])
+    clip = write_clip(tmp_path / "in.mkv", [rng.integers(0, 256, (20, 26, 3), dtype=np.uint8) for _ in range(4)])
     up = Upscaler(tiny_x2, device="cpu")
     done = upscale_video(clip, tmp_path / f"out.{ext}", up, 2, batch=4, codec=codec, progress=False,
                          yuv=up.yuv420p_runner)
@@ -142,7 +118,7 @@ def test_rgb_codecs_take_the_rgb_path_and_stay_lossless(tiny_x2, tmp_path, codec
 @pytest.mark.parametrize("size, scale", [((24, 33), 2), ((25, 32), 2), ((25, 33), 3)])
 def test_odd_sizes_fall_back_to_the_rgb_path(size, scale, tmp_path, rng):
     model, _ = make_model(scale, features=(8, 4))
-    clip = _clip(tmp_path / "odd.mkv", [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(3)])
+    clip = write_clip(tmp_path / "odd.mkv", [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(3)])
     up = Upscaler(model, device="cpu")
     assert up.yuv420p_runner(*size) is None
     done = upscale_video(clip, tmp_path / "odd.mp4", up, scale, progress=False, yuv=up.yuv420p_runner)
@@ -155,8 +131,8 @@ def test_odd_sizes_fall_back_to_the_rgb_path(size, scale, tmp_path, rng):
 def test_other_inputs_devices_and_big_frames_keep_the_rgb_path(tiny_x2, tmp_path, rng):
     frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
     up = Upscaler(tiny_x2, device="cpu")
-    for name, clip in {"yuv444p": _clip(tmp_path / "444.mkv", frames, pix_fmt="yuv444p"),
-                       "full range": _clip(tmp_path / "full.mkv", frames, color_range=2)}.items():
+    for name, clip in {"yuv444p": write_clip(tmp_path / "444.mkv", frames, pix_fmt="yuv444p"),
+                       "full range": write_clip(tmp_path / "full.mkv", frames, color_range=2)}.items():
         done = upscale_video(clip, tmp_path / "o.mp4", up, 2, progress=False, yuv=up.yuv420p_runner)
         assert done["frame_path"] == "rgb24" and done["frames"] == 2, name
     assert Upscaler(tiny_x2, device="cpu", backend="torch").yuv420p_runner(24, 32) is None
