@@ -412,11 +412,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     """
     import os
 
-    from espcn_lab.errors import OUT_OF_ROOM_ERRNOS, ConfigError, Interrupted, OutOfRoom, RunFailed, UserError
+    from espcn_lab.errors import OUT_OF_ROOM_ERRNOS, ConfigError, Interrupted, RunFailed, UserError
 
     try:
         app(args=argv)
-    except OutOfRoom as err:  # a full or failing disk: the machine failed, not the arguments
+    except RunFailed as err:  # before UserError: OutOfRoom (a full disk) is both, and exits 1
         if os.environ.get("ESPCN_LAB_DEBUG"):
             raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
@@ -426,11 +426,6 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except RunFailed as err:
-        if os.environ.get("ESPCN_LAB_DEBUG"):
-            raise
-        print(f"espcn-lab: error: {err}", file=sys.stderr)
-        sys.exit(1)
     except Interrupted as err:  # state saved; 128 + signal number, as a shell reports a signal
         print(f"espcn-lab: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)

@@ -4,8 +4,9 @@ Memory stays flat for any length: at most ``batch`` decoded frames and ``batch``
 are alive at once, and encoding runs on its own thread so the codec overlaps the model. Frame
 count and frame rate are preserved. Frames travel as RGB (``frame_fn``), or, where the caller offers
 a YUV frame function (``yuv``: the CPU upscaler's) and the formats allow it (yuv420p in, limited range,
-even sides, a yuv420p encoder out), as yuv420p planes from decoder to encoder with no colour conversion. ``iter_frames`` also serves evaluation (video files or folders
-of frames, as the paper's video tables score them).
+even sides, a yuv420p encoder out), as yuv420p planes from decoder to encoder with no colour
+conversion. ``iter_frames`` also serves evaluation (video files or folders of frames, as the paper's
+video tables score them).
 """
 
 from __future__ import annotations
