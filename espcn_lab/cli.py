@@ -235,6 +235,9 @@ def bench(
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
     preset: Annotated[Optional[str], typer.Option(help="x264 preset for --pipeline [default: the encoder's, medium].")] = None,
     codec: Annotated[str, typer.Option(help="Encoder for --pipeline: auto (libx264), rawvideo (a .y4m: no encoding cost), ffv1, ...")] = "auto",
+    frames: Annotated[int, typer.Option(
+        help="Frames of the synthetic --pipeline clip (each run opens and closes a video: more frames, less of that).",
+        min=4)] = 48,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
 ) -> None:
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""
@@ -248,7 +251,7 @@ def bench(
         raise UserError(f"unknown resolution {bad[0]!r}; choose from {', '.join(RESOLUTIONS)}")
     loaded, upscaler = _upscaler(model, device, precision, backend)
     report = run_bench(upscaler, loaded.model, resolution, runs, warmup, budget, baselines,
-                       peer_models, pipeline, video, preset, codec)
+                       peer_models, pipeline, video, preset, codec, frames)
     _print_bench(report)
     if json_path:
         from espcn_lab.files import write_bytes_atomic

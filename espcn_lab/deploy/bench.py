@@ -229,7 +229,7 @@ def machine(device: torch.device) -> dict:
 def run_bench(upscaler: Upscaler, model: ESPCN, resolutions: list[str], runs: int = 20, warmup: int = 3,
               budget_s: float = 10.0, baselines: bool = True, peer_models: Path = PEER_MODELS,
               pipeline: bool = False, video: Path | None = None, preset: str | None = None,
-              codec: str = "auto") -> dict:
+              codec: str = "auto", frames: int = 48) -> dict:
     """The ``bench`` report: top-level figures are the first resolution's; all of them under ``by_resolution``."""
     opts = {"warmup": warmup, "runs": runs, "budget_s": budget_s}
     by_res = {}
@@ -237,7 +237,7 @@ def run_bench(upscaler: Upscaler, model: ESPCN, resolutions: list[str], runs: in
         by_res[res] = bench_resolution(upscaler, model, res, opts, baselines, peer_models)
         if pipeline:
             by_res[res]["pipeline"] = bench_pipeline(upscaler, RESOLUTIONS[res], by_res[res]["ms_per_frame"], video=video,
-                                                     preset=preset, codec=codec)
+                                                     preset=preset, codec=codec, frames=frames)
     first = by_res[resolutions[0]]
     return {"scale": model.scale, "backend": upscaler.backend, "precision": upscaler.precision,
             "machine": machine(upscaler.device), **first, "by_resolution": by_res}

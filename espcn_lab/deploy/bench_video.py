@@ -131,7 +131,7 @@ def _lr_size(src: Path) -> tuple[int, int]:
         return ctx.height, ctx.width
 
 
-def bench_pipeline(upscaler, size: tuple[int, int], net_ms: float | None = None, frames: int = 24,
+def bench_pipeline(upscaler, size: tuple[int, int], net_ms: float | None = None, frames: int = 48,
                    video: Path | None = None, codec: str = "auto", preset: str | None = None, batch: int = 4) -> dict:
     """End-to-end video fps of ``upscaler`` at output ``size`` (height, width), through RGB and through YUV,
     against the model-free paths, and the codec-bound ceilings."""
