@@ -68,7 +68,7 @@ def test_cli_json_has_model_figures_baselines_and_pipeline(tmp_path, tiny_resolu
     assert pipe["decode_encode_yuv_run"]["frame_path"] == "yuv420p" and pipe["codec_bound_fps_yuv"] > 0
     assert pipe["pipeline_yuv_over_network"] == pytest.approx(pipe["pipeline_yuv_fps"] / pipe["network_fps"], rel=2e-2)
     assert pipe["yuv_over_rgb"] == pytest.approx(pipe["pipeline_yuv_fps"] / pipe["pipeline_fps"], rel=1e-2)
-    assert pipe["network_interleaved_run"]["runs"] == 3 and pipe["network_interleaved_run"]["frames"] == 24
+    assert pipe["network_interleaved_run"]["runs"] == 3 and pipe["network_interleaved_run"]["frames"] == 8
     assert pipe["pipeline_yuv_over_network_interleaved"] == pytest.approx(
         pipe["pipeline_yuv_fps"] / pipe["network_interleaved_run"]["fps"], rel=2e-2)
     assert "ms/frame" in capsys.readouterr().out
