@@ -1,7 +1,7 @@
 """Trial processes of a local sweep: started in a session of their own, stopped in order with the sweep.
 
 A trial (``espcn-lab fit``) runs in its own session, so a Ctrl-C in the sweep's terminal reaches the
-sweep alone, which passes exactly one signal on: the trial's first SIGINT/SIGTERM saves ``last.ckpt`` and
+sweep alone, which passes exactly one signal on: the trial's first SIGINT/SIGTERM/SIGHUP saves ``last.ckpt`` and
 ``summary.json``, a second would end it without them. The sweep waits ``timeout`` seconds for that, then
 kills what is left. On Linux a trial is also told to stop (SIGTERM) if the sweep itself is killed.
 """
@@ -15,7 +15,7 @@ import threading
 import time
 
 STOP_TIMEOUT_S = 60.0  # a trial's graceful stop: finish the step (or a validation pass), save, summarise
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))  # HUP: the terminal closed
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -34,7 +34,7 @@ def start_trial(argv: list[str], env: dict, log) -> subprocess.Popen:
 
 
 class SweepSignals:
-    """SIGINT/SIGTERM handlers that only count: the sweep loop looks at ``signum`` between polls (no
+    """SIGINT/SIGTERM/SIGHUP handlers that only count: the sweep loop looks at ``signum`` between polls (no
     exception can land between starting a trial and recording it). A signal ignored at start stays ignored."""
 
     def __init__(self) -> None:

@@ -207,7 +207,7 @@ class SweepRunner:
     def run(self) -> dict:
         """Run every remaining trial, one per slot (GPU) at a time; returns counts, paths and the best trial.
 
-        SIGINT/SIGTERM stop the running trials (they save their state), record them as ``interrupted`` and
+        SIGINT/SIGTERM/SIGHUP stop the running trials (they save their state), record them as ``interrupted`` and
         raise ``Interrupted``; running the same command again resumes them.
         """
         from tqdm import tqdm

@@ -38,12 +38,13 @@ run = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
 run.mkdir(parents=True, exist_ok=True)
 
 def stop(signum, frame):  # as fit does: state saved, summary written, exit 128 + signal
-    status = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[signum]
+    status = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}[signum]
     (run / "summary.json").write_text(json.dumps({"status": status, "run_dir": str(run)}))
     sys.exit(128 + signum)
 
 signal.signal(signal.SIGINT, stop)
 signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGHUP, stop)
 if os.environ.get("FAKE_FIT_CKPT"):
     (run / "last.ckpt").write_text("state")
 with open(os.environ["FAKE_FIT_CALLS"], "a") as f:
@@ -257,9 +258,10 @@ def test_trials_run_in_parallel_one_per_gpu(fake, tmp_path, capsys, monkeypatch)
     assert second["start"] < first["end"]  # they overlapped
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
 def test_a_stopped_sweep_stops_its_trial_records_it_and_resumes(fake, tmp_path, signum, monkeypatch):
-    """SIGTERM/SIGINT to the sweep reach its running trial (which saves and exits), the sweep records the trial as
+    """SIGTERM/SIGINT/SIGHUP (its terminal closed) to the sweep reach its running trial (which saves and exits), the sweep records the trial as
     interrupted and exits 128 + signal, and the same command again resumes that trial from its last.ckpt."""
     write_sweep, calls = fake
     path, out, pids = write_sweep({"run.seed": {"values": [0, 1]}}), tmp_path / "out", tmp_path / "pids"
