@@ -237,7 +237,7 @@ def bench(
     codec: Annotated[str, typer.Option(help="Encoder for --pipeline: auto (libx264), rawvideo (a .y4m: no encoding cost), ffv1, ...")] = "auto",
     frames: Annotated[int, typer.Option(
         help="Frames of the synthetic --pipeline clip (each run opens and closes a video: more frames, less of that).",
-        min=4)] = 48,
+        min=4)] = 48,  # = bench_video.PIPELINE_FRAMES (not imported here: the CLI loads torch only when a command runs)
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
 ) -> None:
     """Measure ms per frame and frames/s at output resolution, with baselines timed in the same run."""

@@ -8,6 +8,7 @@ SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 """
 
 import errno
+import signal
 
 OUT_OF_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the machine failed, not the arguments
 
@@ -34,8 +35,11 @@ def write_error(err: OSError, message: str) -> UserError:
     return (OutOfRoom if err.errno in OUT_OF_ROOM_ERRNOS else UserError)(message)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops fit and sweep with state saved (HUP: the terminal closed)
+
+
 class Interrupted(Exception):
-    """A run stopped by ``signum`` (SIGINT, SIGTERM) once its state was saved; ``str(err)`` says where."""
+    """A run stopped by ``signum`` (one of ``STOP_SIGNALS``) once its state was saved; ``str(err)`` says where."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)

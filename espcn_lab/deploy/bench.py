@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from espcn_lab.deploy.bench_video import bench_pipeline
+from espcn_lab.deploy.bench_video import PIPELINE_FRAMES, bench_pipeline
 from espcn_lab.deploy.infer import Upscaler
 from espcn_lab.deploy.ops import bicubic_upsample
 from espcn_lab.model import ESPCN
@@ -229,7 +229,7 @@ def machine(device: torch.device) -> dict:
 def run_bench(upscaler: Upscaler, model: ESPCN, resolutions: list[str], runs: int = 20, warmup: int = 3,
               budget_s: float = 10.0, baselines: bool = True, peer_models: Path = PEER_MODELS,
               pipeline: bool = False, video: Path | None = None, preset: str | None = None,
-              codec: str = "auto", frames: int = 48) -> dict:
+              codec: str = "auto", frames: int = PIPELINE_FRAMES) -> dict:
     """The ``bench`` report: top-level figures are the first resolution's; all of them under ``by_resolution``."""
     opts = {"warmup": warmup, "runs": runs, "budget_s": budget_s}
     by_res = {}

@@ -32,6 +32,8 @@ import torch
 
 from espcn_lab.deploy.ops import bicubic_upsample
 
+PIPELINE_FRAMES = 48  # the synthetic clip: every run opens and closes a video, so a short clip under-reads steady state
+
 
 def synthetic_clip(path: Path, height: int, width: int, frames: int) -> Path:
     """A smooth moving test pattern (lossless FFV1) to time the video pipeline without real footage."""
@@ -131,7 +133,7 @@ def _lr_size(src: Path) -> tuple[int, int]:
         return ctx.height, ctx.width
 
 
-def bench_pipeline(upscaler, size: tuple[int, int], net_ms: float | None = None, frames: int = 48,
+def bench_pipeline(upscaler, size: tuple[int, int], net_ms: float | None = None, frames: int = PIPELINE_FRAMES,
                    video: Path | None = None, codec: str = "auto", preset: str | None = None, batch: int = 4) -> dict:
     """End-to-end video fps of ``upscaler`` at output ``size`` (height, width), through RGB and through YUV,
     against the model-free paths, and the codec-bound ceilings."""

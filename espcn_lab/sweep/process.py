@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 
+from espcn_lab.errors import STOP_SIGNALS
+
 STOP_TIMEOUT_S = 60.0  # a trial's graceful stop: finish the step (or a validation pass), save, summarise
-SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))  # HUP: the terminal closed
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -48,7 +49,7 @@ class SweepSignals:
 
     def __enter__(self) -> "SweepSignals":
         if threading.current_thread() is threading.main_thread():
-            for signum in SIGNALS:
+            for signum in STOP_SIGNALS:
                 self._saved[signum] = signal.getsignal(signum)
                 if self._saved[signum] is not signal.SIG_IGN:
                     signal.signal(signum, self._handle)

@@ -24,7 +24,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from espcn_lab.errors import STOP_SIGNALS
+
 STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
 
@@ -59,7 +60,7 @@ class StopRequest:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in SIGNALS:
+        for signum in STOP_SIGNALS:
             current = signal.getsignal(signum)
             if signum not in self._saved:
                 self._saved[signum] = current

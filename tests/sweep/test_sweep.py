@@ -261,8 +261,9 @@ def test_trials_run_in_parallel_one_per_gpu(fake, tmp_path, capsys, monkeypatch)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow),
                                     pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
 def test_a_stopped_sweep_stops_its_trial_records_it_and_resumes(fake, tmp_path, signum, monkeypatch):
-    """SIGTERM/SIGINT/SIGHUP (its terminal closed) to the sweep reach its running trial (which saves and exits), the sweep records the trial as
-    interrupted and exits 128 + signal, and the same command again resumes that trial from its last.ckpt."""
+    """SIGTERM/SIGINT/SIGHUP (its terminal closed) to the sweep reach its running trial (which saves and exits), the
+    sweep records the trial as interrupted and exits 128 + signal, and the same command again resumes that trial
+    from its last.ckpt."""
     write_sweep, calls = fake
     path, out, pids = write_sweep({"run.seed": {"values": [0, 1]}}), tmp_path / "out", tmp_path / "pids"
     monkeypatch.setenv("FAKE_FIT_CKPT", "1")
