@@ -4,21 +4,28 @@
 # flips/rotations); each model and the shipped one are scored on
 # the held-out training photos (the ship rule: better than the shipped model on every held-out source) and,
 # only watched, on Set5/Set14. Resumable: a finished fit (summary.json) is skipped, an interrupted one resumes.
-# VARIANT picks the sources (configs/x{2,3}_${VARIANT}_tanh_ecb.yaml say how to build their shards):
+# VARIANT picks the config, configs/x{2,3}_${VARIANT}_tanh_ecb.yaml (its shards, which it says how to build, are
+# what refit reads and its held-out sources what eval scores):
 #   mix   ImageNet sample + BSDS500 test + DIV2K grey + City100 + T91, 60 epochs (held out: ImageNet, DIV2K)
 #   clean BSDS500 test (20 held out) + DIV2K grey + T91, 32 epochs (held out: ImageNet, DIV2K, BSDS500 test)
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
 variant=${VARIANT:-mix}
+[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix or clean" >&2; exit 2; }
 out=benchmarks/results/${variant}_ecb
 mkdir -p "$out"
 scales=${*:-2 3}
-case $variant in
-  mix) train=(imnet bsds div2k city t91); heldout=(imagenet_heldout=imnet div2k_heldout=div2k) ;;
-  clean) train=(bsdsv div2k t91); heldout=(imagenet_heldout=imnet div2k_heldout=div2k bsds_heldout=bsdsv) ;;
-  *) echo "VARIANT must be mix or clean, not '$variant'" >&2; exit 2 ;;
-esac
+args() {  # scale, refit|eval: the config's training shards as refit --image-dir, or its held-out sources as eval --data
+  python -c 'import sys
+from espcn_lab.config import load_config
+d = load_config(sys.argv[1]).data
+if sys.argv[2] == "refit":
+    pairs = [("--image-dir", s) for s in d.train_shards]
+else:
+    pairs = [("--data", f"{k}={v}") for k, v in d.val_dirs.items()]
+print(*(a for p in pairs for a in p))' "configs/x$1_${variant}_tanh_ecb.yaml" "$2"
+}
 fit() {
   local s=$1 dir=runs/x$1_${variant}_tanh_ecb/main
   if [ ! -f "$dir/summary.json" ]; then
@@ -28,17 +35,17 @@ fit() {
   fi
 }
 score() {  # scale, model, name
-  local s=$1 data=() h
-  for h in "${heldout[@]}"; do data+=(--data "${h%%=*}=shards/${h#*=}-x$s"); done
+  local data
+  read -ra data <<< "$(args "$1" eval)"
   espcn-lab eval "$2" --device cpu --data Set5=../shared/data/Set5 --data Set14=../shared/data/Set14 \
     "${data[@]}" --json "$out/$3.eval.json" > /dev/null
 }
 for s in $scales; do fit "$s" & done
 wait
 for s in $scales; do
-  dir=runs/x${s}_${variant}_tanh_ecb/main; name=x${s}_${variant}_tanh_ecb; dirs=()
+  dir=runs/x${s}_${variant}_tanh_ecb/main; name=x${s}_${variant}_tanh_ecb
   for f in metrics.csv summary.json config.yaml; do cp "$dir/$f" "$out/$name.$f"; done
-  for t in "${train[@]}"; do dirs+=(--image-dir "shards/$t-x$s"); done
+  read -ra dirs <<< "$(args "$s" refit)"
   espcn-lab refit "$dir/last.ckpt" --no-augment "${dirs[@]}" -o "$out/${name}_refit_noaug.safetensors" > "$out/x${s}_refit.log" 2>&1
   score "$s" "$dir/last.ckpt" "$name"
   score "$s" "$out/${name}_refit_noaug.safetensors" "${name}_refit_noaug"
