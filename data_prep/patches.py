@@ -2,7 +2,8 @@
 
 The whole HR image (optionally first resized to each of ``hr_scales``, e.g. FSRCNN's 0.9-0.6 scale
 augmentation, or 0.5 to shrink JPEG compression noise below what the target keeps) is modcropped,
-converted (Y or RGB), degraded once with ``espcn_lab.imaging.degrade.degrade`` and then cut: LR patch ``p`` at LR position (y, x) pairs with the HR
+converted (Y or RGB; a greyscale image's grey values are its Y, as the protocol scores it, unless
+``grey="bt601"``), degraded once with ``espcn_lab.imaging.degrade.degrade`` and then cut: LR patch ``p`` at LR position (y, x) pairs with the HR
 patch ``p * scale`` at (y * scale, x * scale), so pairs are aligned on the LR grid and LR pixels
 come from the full degraded image (no border effects inside a patch).
 """
@@ -14,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from espcn_lab.imaging.colour import rgb_to_y, to_uint8
+from espcn_lab.imaging.colour import network_hr, to_uint8
 from espcn_lab.imaging.degrade import (
     DegradationSpec,
     default_sigma,
@@ -24,6 +25,8 @@ from espcn_lab.imaging.degrade import (
 )
 
 Channels = Literal["y", "rgb"]
+GreyLuma = Literal["values", "bt601"]
+GREY_LUMA = ("values", "bt601")
 
 
 def paper_stride(lq_patch: int = 17, kernels: tuple[int, ...] = (5, 3, 3)) -> int:
@@ -34,7 +37,13 @@ def paper_stride(lq_patch: int = 17, kernels: tuple[int, ...] = (5, 3, 3)) -> in
 @dataclass(frozen=True)
 class PatchSpec:
     """How pairs are cut: scale, channels, LR patch size and stride (LR pixels), degradation, and the sizes
-    (factors of the source image, MATLAB bicubic) at which each image is used; None = as it is."""
+    (factors of the source image, MATLAB bicubic) at which each image is used; None = as it is.
+
+    ``grey``: how a greyscale source becomes Y. "values": its grey values are its luma (0-255), which is how
+    ``espcn-lab eval`` scores a greyscale image; "bt601": as the RGB image R = G = B (luma 16-235), how prep
+    cut them before 0.2, which leaves a Y model no training pixel below 16 or above 235. RGB channels
+    always repeat the grey.
+    """
 
     scale: int = 3
     channels: Channels = "y"
@@ -42,6 +51,7 @@ class PatchSpec:
     stride: int = 14
     degradation: DegradationSpec = field(default_factory=DegradationSpec)
     hr_scales: tuple[float, ...] | None = None
+    grey: GreyLuma = "values"
 
     @property
     def gt_patch(self) -> int:
@@ -55,10 +65,11 @@ class PatchSpec:
         return d
 
 
-def prepare_hr(rgb: np.ndarray, spec: PatchSpec) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> modcropped HR: (H', W') uint8 Y (BT.601 studio) or (H', W', 3) uint8 RGB."""
-    hr = modcrop(rgb, spec.scale)
-    return rgb_to_y(hr) if spec.channels == "y" else np.ascontiguousarray(hr)
+def prepare_hr(img: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    """(H, W, 3) uint8 RGB or (H, W) grey -> modcropped HR: (H', W') uint8 Y (BT.601 studio for RGB, by
+    ``spec.grey`` for grey) or (H', W', 3) uint8 RGB (grey repeated)."""
+    hr = network_hr(modcrop(img, spec.scale), 1 if spec.channels == "y" else 3, spec.grey)
+    return np.ascontiguousarray(hr)
 
 
 def patch_grid(lq_h: int, lq_w: int, spec: PatchSpec) -> np.ndarray:
@@ -78,7 +89,7 @@ def cut(img: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
 
 
 def extract_pairs(rgb: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB -> lq (n, p, p[, 3]) uint8, gt (n, p*s, p*s[, 3]) uint8, positions.
+    """(H, W, 3) uint8 RGB or (H, W) uint8 grey -> lq (n, p, p[, 3]) uint8, gt (n, p*s, p*s[, 3]) uint8, positions.
 
     Positions are LR top-lefts (n, 2) (y, x); with ``hr_scales`` they are (n, 3) (index into
     ``hr_scales``, y, x) in the resized image. n = 0 when no (resized) image holds one HR patch.

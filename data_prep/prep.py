@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 
 from tqdm import tqdm
 
-from data_prep.patches import PatchSpec, extract_pairs, paper_stride
+from data_prep.patches import GREY_LUMA, PatchSpec, extract_pairs, paper_stride
 from data_prep.shards import (
     ShardWriter,
     build_manifest,
@@ -69,6 +69,7 @@ class PrepOptions:
     degradation: str = "bicubic"
     sigma: Optional[float] = None
     hr_scales: Optional[tuple[float, ...]] = None
+    grey: str = "values"
     images_per_shard: int = 500
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: Optional[int] = None
@@ -81,6 +82,7 @@ def patch_spec(opts: PrepOptions) -> PatchSpec:
     """Validate the patch/degradation options (UserError naming the option)."""
     checks = [(2 <= opts.scale <= 8, f"--scale must be an integer from 2 to 8, got {opts.scale}"),
               (opts.channels in ("y", "rgb"), f"--channels must be y or rgb, got {opts.channels!r}"),
+              (opts.grey in GREY_LUMA, f"--grey must be {' or '.join(GREY_LUMA)}, got {opts.grey!r}"),
               (opts.degradation in ("bicubic", "gaussian"),
                f"--degradation must be bicubic or gaussian, got {opts.degradation!r}"),
               (opts.sigma is None or opts.degradation == "gaussian", "--sigma only applies to --degradation gaussian"),
@@ -101,7 +103,7 @@ def patch_spec(opts: PrepOptions) -> PatchSpec:
     if stride < 1:
         raise UserError(f"--lq-patch {opts.lq_patch} is too small for the paper's stride formula; pass --stride")
     spec = PatchSpec(opts.scale, opts.channels, opts.lq_patch, stride, DegradationSpec(opts.degradation, opts.sigma),
-                     tuple(opts.hr_scales) if opts.hr_scales is not None else None)
+                     tuple(opts.hr_scales) if opts.hr_scales is not None else None, opts.grey)
     return dataclasses.replace(spec, degradation=spec.resolved_degradation())
 
 
@@ -140,7 +142,7 @@ def run_prep(opts: PrepOptions) -> dict[str, Any]:
               "arguments": arguments, "source": source.describe(), "listing_sha256": listing.digest,
               "scale": spec.scale, "channels": spec.channels, "lq_patch": spec.lq_patch, "gt_patch": spec.gt_patch,
               "stride": spec.stride, "degradation": spec.degradation.to_dict(), "seed": opts.seed,
-              "hr_scales": list(spec.hr_scales) if spec.hr_scales is not None else None,
+              "hr_scales": list(spec.hr_scales) if spec.hr_scales is not None else None, "grey": spec.grey,
               "images_per_shard": opts.images_per_shard}
     if all(infos):
         manifest = build_manifest(header, infos, len(listing.refs), listing.ignored)
@@ -262,18 +264,18 @@ def process_image(job: tuple) -> tuple:
     _, split, index, ref, data = job
     spec: PatchSpec = _WORKER["spec"]
     try:
-        rgb = read_image(data if data is not None else _WORKER["source"].fetch(ref), grey="rgb",
-                         max_pixels=_WORKER["max_pixels"]).pixels
+        img = read_image(data if data is not None else _WORKER["source"].fetch(ref), grey="keep",
+                         max_pixels=_WORKER["max_pixels"]).pixels  # (H, W) grey or (H, W, 3) RGB; prepare_hr converts
     except ImageError as skip:
         return "skip", skip.reason, skip.message
     except OSError as err:
         return "skip", "unreadable", str(err)
-    lq, gt, positions = extract_pairs(rgb, spec)
+    lq, gt, positions = extract_pairs(img, spec)
     if len(positions) == 0:
-        h, w = rgb.shape[:2]
+        h, w = img.shape[:2]
         return "skip", "too_small", f"{w}x{h} is smaller than one {spec.gt_patch}x{spec.gt_patch} HR patch"
     meta = {"source": ref, "listing_index": index, "split": split, "scale": spec.scale, "channels": spec.channels,
-            "lq_patch": spec.lq_patch, "positions": positions.tolist(), "hr_size": [rgb.shape[0], rgb.shape[1]]}
+            "lq_patch": spec.lq_patch, "positions": positions.tolist(), "hr_size": [img.shape[0], img.shape[1]]}
     if spec.hr_scales is not None:
         meta["hr_scales"] = list(spec.hr_scales)
     return "ok", encode_sample(f"img{index:08d}", lq, gt, meta), len(positions)

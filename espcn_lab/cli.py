@@ -56,6 +56,9 @@ def prep(
         help="Use each image at these sizes (comma-separated factors in (0, 1], MATLAB bicubic), e.g. "
              "1,0.9,0.8,0.7,0.6 (FSRCNN's scale augmentation) or 0.5 (JPEG sources: shrinks their "
              "compression noise so it does not become the target) [default: as it is].")] = None,
+    grey: Annotated[str, typer.Option(
+        help="How a greyscale source becomes Y: values (its grey values are its luma, 0-255, as eval scores a "
+             "greyscale image) or bt601 (as RGB with R=G=B: luma 16-235, prep before 0.2).")] = "values",
     images_per_shard: Annotated[int, typer.Option(
         help="Source images per shard (the shard size; ~250 KB per ImageNet image at x3).")] = 500,
     max_pixels: Annotated[int, typer.Option(help="Refuse larger images as decompression bombs.")] = 89_478_485,
@@ -80,7 +83,7 @@ def prep(
         out=out, scale=scale, imagenet_dir=imagenet_dir, image_dir=image_dir, hf_dataset=hf_dataset,
         hf_split=hf_split, hf_image_column=hf_image_column, hf_streaming=hf_streaming, num_images=num_images,
         val_images=val_images, seed=seed, channels=channels, lq_patch=lq_patch, stride=stride,
-        degradation=degradation, sigma=sigma, hr_scales=_factors(hr_scales), images_per_shard=images_per_shard, max_pixels=max_pixels,
+        degradation=degradation, sigma=sigma, hr_scales=_factors(hr_scales), grey=grey, images_per_shard=images_per_shard, max_pixels=max_pixels,
         workers=workers, part=part, overwrite=overwrite, progress=progress))
     rate = result["images"] / result["seconds"] if result["seconds"] > 0 else 0.0
     print(f"built {result['shards_built']} shards ({result['shards_reused']} already done): {result['images']} images "

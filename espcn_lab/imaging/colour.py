@@ -47,11 +47,17 @@ def hr_luma(hr: np.ndarray) -> np.ndarray:
     return hr if hr.ndim == 2 else rgb_to_y(hr)
 
 
-def network_hr(hr: np.ndarray, channels: int) -> np.ndarray:
-    """An HR image as a network of ``channels`` sees it: (H, W) Y for 1, (H, W, 3) RGB for 3 (grey repeated)."""
-    if channels == 1:
-        return hr_luma(hr)
-    return hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=2)
+def network_hr(hr: np.ndarray, channels: int, grey: str = "values") -> np.ndarray:
+    """An HR image as a network of ``channels`` sees it: (H, W) Y for 1, (H, W, 3) RGB for 3 (grey repeated).
+
+    ``grey`` is how a greyscale image becomes Y: "values", its grey values (as the protocol scores it,
+    ``hr_luma``), or "bt601", as the RGB image R = G = B (luma 16-235; prep before 0.2).
+    """
+    if hr.ndim == 2 and (channels == 3 or grey == "bt601"):
+        hr = np.repeat(hr[..., None], 3, axis=2)
+    if channels == 3:
+        return hr
+    return hr_luma(hr)
 
 
 def sr_luma(sr: np.ndarray) -> np.ndarray:

@@ -158,36 +158,43 @@ def refit_last_layer(model: ESPCN, stacks: Iterable[tuple[np.ndarray, np.ndarray
     return with_last_layer(model, w), report
 
 
-def image_pairs(paths: list[Path], scale: int, channels: int, degradation, skipped: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def image_pairs(images: list[tuple[Path, str]], scale: int, channels: int, degradation,
+                skipped: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Whole training images as one-pair stacks: (1, h, w[, 3]) LR made with ``degradation``, (1, h*s, w*s[, 3]) HR.
 
-    Unreadable files are skipped and their names appended to ``skipped``.
+    ``images`` are (path, grey) with grey the prep policy for a greyscale file (``network_hr``: "values" or
+    "bt601"), so each HR is exactly what prep cut its shards from. Unreadable files are skipped
+    and their names appended to ``skipped``.
     """
     from espcn_lab.imaging.colour import network_hr
     from espcn_lab.imaging.degrade import degrade, modcrop
     from espcn_lab.imaging.read import read_image
 
-    for path in paths:
+    for path, grey in images:
         try:
-            hr = read_image(path, grey="rgb").pixels  # exactly the pixels prep cuts its shards from
+            img = read_image(path, grey="keep").pixels
         except UserError:
             skipped.append(str(path))
             continue
-        hr = modcrop(network_hr(hr, channels), scale)
+        hr = modcrop(network_hr(img, channels, grey), scale)
         if min(hr.shape[:2]) < scale:
             skipped.append(str(path))
             continue
         yield degrade(hr, scale, degradation)[None], hr[None]
 
 
-def _training_images(folder: str) -> list[Path]:
-    """A folder of images, or a prep shard folder: then the whole source images of its train split (those
-    prep held out for validation stay out)."""
+def _training_images(folder: str) -> list[tuple[Path, str]]:
+    """A folder of images (grey files as their values, as ``prep`` cuts them by default), or a prep shard folder:
+    then the whole source images of its train split (those prep held out for validation stay out) with the
+    grey policy its manifest records (none recorded: "bt601", what prep did before 0.2)."""
     from espcn_lab.imaging.read import list_images
-    from espcn_lab.shards.format import MANIFEST_NAME
+    from espcn_lab.shards.format import MANIFEST_NAME, read_manifest
     from espcn_lab.shards.locate import source_images
 
-    return source_images(folder, "train") if (Path(folder) / MANIFEST_NAME).is_file() else list_images(folder)
+    if (Path(folder) / MANIFEST_NAME).is_file():
+        grey = read_manifest(folder).get("grey", "bt601")
+        return [(path, grey) for path in source_images(folder, "train")]
+    return [(path, "values") for path in list_images(folder)]
 
 
 def refit_model(model_spec: str, shards: list[str], output: str, *, image_dirs: list[str] | None = None,

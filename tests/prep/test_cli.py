@@ -88,7 +88,8 @@ def test_imagenet_tree_counts_determinism_and_webdataset(imagenet, tmp_path, cap
         lq, gt = decode_pair(sample)
         meta = sample["json"]
         assert lq.dtype == np.uint8 and lq.shape[1:] == (17, 17) and gt.shape[1:] == (51, 51)
-        hr = rgb_to_y(modcrop(read_image(imagenet / "train" / meta["source"], grey="rgb").pixels, 3))
+        px = modcrop(read_image(imagenet / "train" / meta["source"]).pixels, 3)
+        hr = px if px.ndim == 2 else rgb_to_y(px)  # a grey JPEG's values are its luma, as eval scores it
         y, x = meta["positions"][-1]
         assert np.array_equal(gt[-1], hr[3 * y:3 * y + 51, 3 * x:3 * x + 51])
         assert np.array_equal(lq[-1], degrade(hr, 3)[y:y + 17, x:x + 17])
@@ -222,3 +223,28 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_finished(tmp_path, tiny_disk
     assert not [p for p in (tiny_disk / "s").iterdir() if p.name.startswith(".") and p.name != ".prep"]
     for shard in (tiny_disk / "s").glob("train-*.tar"):  # whatever finished is whole
         assert list(wds.WebDataset(str(shard), shardshuffle=False).decode())
+
+
+def test_greyscale_sources_train_on_the_luma_eval_scores_them_on(tmp_path, shared_data):
+    """A dark greyscale photo's pairs hold its own grey values (down to 0), which is what ``eval`` scores; the old
+    ``--grey bt601`` (luma 16-235, no training pixel below 16) stays available and is recorded in the manifest."""
+    rgb = read_image(shared_data / "T91" / "t1.png").pixels
+    grey = (rgb.astype(np.float64).mean(2) * 0.4).astype(np.uint8)  # a dark photo: most pixels below luma 16...
+    grey[:8] = 255  # ...and a white band
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(grey).save(folder / "dark.png")
+    for policy in ("values", "bt601"):
+        extra = [] if policy == "values" else ["--grey", policy]
+        _prep("--image-dir", folder, "--out", tmp_path / policy, "--scale", 2, "--workers", 1, *extra)
+        manifest = read_manifest(tmp_path / policy)
+        assert manifest["grey"] == policy
+        (sample,) = wds.WebDataset([str(tmp_path / policy / "train-000000.tar")], shardshuffle=False).decode()
+        gt = decode_pair(sample)[1]
+        y, x = sample["json"]["positions"][0]
+        hr = modcrop(grey, 2)
+        want = hr if policy == "values" else rgb_to_y(np.repeat(hr[..., None], 3, 2))
+        assert np.array_equal(gt[0], want[2 * y:2 * y + 34, 2 * x:2 * x + 34])
+        lo, hi = int(gt.min()), int(gt.max())
+        assert (lo < 16 and hi == 255) if policy == "values" else (lo >= 16 and hi == 235)
+    _prep("--image-dir", folder, "--out", tmp_path / "bad", "--grey", "rgb", expect=2)

@@ -97,3 +97,15 @@ def test_hr_scales_cut_every_resized_copy(rng):
 def test_hr_scales_too_small_everywhere_gives_no_pairs(rng):
     lq, _, positions = extract_pairs(_smooth_rgb(rng, 60, 60), PatchSpec(scale=3, hr_scales=(0.5,)))
     assert len(positions) == 0 and positions.shape == (0, 3) and lq.size == 0
+
+
+def test_grey_images_become_y_by_the_grey_policy():
+    """"values": a grey image's own values are its Y (how eval scores it); "bt601": Y of R = G = B (16-235);
+    RGB channels repeat the grey either way."""
+    grey = np.tile(np.arange(0, 256, dtype=np.uint8), (7, 1))  # every level, 7 x 256 -> modcrop 6 x 256
+    assert np.array_equal(prepare_hr(grey, PatchSpec(scale=2)), grey[:6])
+    studio = prepare_hr(grey, PatchSpec(scale=2, grey="bt601"))
+    assert studio.min() == 16 and studio.max() == 235 and np.array_equal(studio, rgb_to_y(np.repeat(grey[:6, :, None], 3, 2)))
+    for policy in ("values", "bt601"):
+        assert np.array_equal(prepare_hr(grey, PatchSpec(scale=2, channels="rgb", grey=policy)),
+                              np.repeat(grey[:6, :, None], 3, 2))

@@ -187,7 +187,7 @@ def test_refit_sees_the_pixels_prep_cut_its_shards_from(tmp_path, rng):
     with open_shard(str(tmp_path / "s" / "train-000000.tar")) as stream:
         lq_patches, gt_patches = next(stacks_from_tar(stream))
     skipped: list[str] = []
-    lq, hr = next(image_pairs([folder / "odd.png"], 3, 1, DegradationSpec(), skipped))
+    lq, hr = next(image_pairs([(folder / "odd.png", "values")], 3, 1, DegradationSpec(), skipped))
     assert not skipped and hr.shape == (1, 90, 60)  # rotated as a viewer shows it
     assert np.array_equal(gt_patches[0], hr[0, :51, :51]) and np.array_equal(lq[0], degrade(hr[0], 3))
     assert np.array_equal(lq_patches[0], lq[0, :17, :17])
@@ -205,3 +205,34 @@ def test_refit_on_a_shard_folder_uses_its_training_images_whole(tmp_path, shared
         main(["refit", "x3", "--image-dir", str(tmp_path / "s"), "--no-augment", "-o", str(tmp_path / "r.safetensors")])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("refitted on 3 pairs x 1 views")  # 5 - 2 held out
+
+
+def test_refit_cuts_grey_sources_as_their_shards_were_cut(tmp_path):
+    """Whole-image refit pairs of a greyscale source follow the grey policy its prep manifest records (an older
+    manifest without one: bt601, what prep did then); a plain folder is read as prep now cuts it (values)."""
+    import json
+
+    from PIL import Image
+
+    from data_prep import PrepOptions, run_prep
+    from espcn_lab.shards.reader import open_shard, stacks_from_tar
+    from espcn_lab.train.refit import _training_images, image_pairs
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    grey = np.tile(np.arange(0, 240, 3, dtype=np.uint8), (60, 1))  # 60 x 80, levels 0..237
+    Image.fromarray(grey).save(folder / "grey.png")
+    assert _training_images(str(folder)) == [(folder / "grey.png", "values")]
+    for policy in ("values", "bt601"):
+        run_prep(PrepOptions(out=tmp_path / policy, scale=3, image_dir=folder, grey=policy, workers=1, progress=False))
+        images = _training_images(str(tmp_path / policy))
+        assert [g for _, g in images] == [policy]
+        with open_shard(str(tmp_path / policy / "train-000000.tar")) as stream:
+            _, gt_patches = next(stacks_from_tar(stream))
+        _, hr = next(image_pairs(images, 3, 1, DegradationSpec(), []))
+        assert np.array_equal(gt_patches[0], hr[0, :51, :51]) and (hr.min() == 0) == (policy == "values")
+    manifest = tmp_path / "bt601" / "manifest.json"
+    old = json.loads(manifest.read_text())
+    del old["grey"]
+    manifest.write_text(json.dumps(old))
+    assert [g for _, g in _training_images(str(tmp_path / "bt601"))] == ["bt601"]
