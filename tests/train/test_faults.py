@@ -65,8 +65,10 @@ def test_a_signal_stops_fit_with_last_ckpt_a_summary_and_its_exit_code_then_resu
     root, shards = inputs
     name = f"sig{signum}"
     args = _quiet_overrides(root, shards, name, "trainer.max_epochs=1000")
+    # default dispositions in the child: under `nohup` (SIGHUP ignored, inherited) fit rightly keeps ignoring it
     proc = subprocess.Popen(["espcn-lab", "fit", "configs/smoke.yaml", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))
     last, deadline = root / "runs" / name / "last.ckpt", time.monotonic() + 120
     while time.monotonic() < deadline and not (last.is_file() and torch.load(last, weights_only=True)["global_step"] >= 8):
         time.sleep(0.1)
