@@ -25,8 +25,7 @@ from espcn_lab.imaging.degrade import (
 )
 
 Channels = Literal["y", "rgb"]
-GreyLuma = Literal["values", "bt601"]
-GREY_LUMA = ("values", "bt601")
+GreyLuma = Literal["values", "bt601"]  # espcn_lab.imaging.colour.GREY_POLICIES
 
 
 def paper_stride(lq_patch: int = 17, kernels: tuple[int, ...] = (5, 3, 3)) -> int:

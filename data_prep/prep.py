@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 
 from tqdm import tqdm
 
-from data_prep.patches import GREY_LUMA, PatchSpec, extract_pairs, paper_stride
+from data_prep.patches import PatchSpec, extract_pairs, paper_stride
 from data_prep.shards import (
     ShardWriter,
     build_manifest,
@@ -39,6 +39,7 @@ from data_prep.sources import (
 )
 from espcn_lab import __version__
 from espcn_lab.errors import UserError, write_error
+from espcn_lab.imaging.colour import GREY_POLICIES
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.imaging.read import DEFAULT_MAX_PIXELS, ImageError, read_image
 from espcn_lab.shards.format import encode_sample
@@ -82,7 +83,7 @@ def patch_spec(opts: PrepOptions) -> PatchSpec:
     """Validate the patch/degradation options (UserError naming the option)."""
     checks = [(2 <= opts.scale <= 8, f"--scale must be an integer from 2 to 8, got {opts.scale}"),
               (opts.channels in ("y", "rgb"), f"--channels must be y or rgb, got {opts.channels!r}"),
-              (opts.grey in GREY_LUMA, f"--grey must be {' or '.join(GREY_LUMA)}, got {opts.grey!r}"),
+              (opts.grey in GREY_POLICIES, f"--grey must be {' or '.join(GREY_POLICIES)}, got {opts.grey!r}"),
               (opts.degradation in ("bicubic", "gaussian"),
                f"--degradation must be bicubic or gaussian, got {opts.degradation!r}"),
               (opts.sigma is None or opts.degradation == "gaussian", "--sigma only applies to --degradation gaussian"),

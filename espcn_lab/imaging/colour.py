@@ -19,6 +19,11 @@ _YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
 
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
+# How a greyscale image becomes Y (``network_hr``): its own values, or the luma of R = G = B. The second is
+# what prep did before 0.2, and what a shard manifest that records no policy was cut with.
+GREY_POLICIES = ("values", "bt601")
+GREY_BEFORE_0_2 = "bt601"
+
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W, 3) float64 YCbCr in [0, 255] (unrounded; MATLAB rounds for uint8)."""

@@ -187,12 +187,13 @@ def _training_images(folder: str) -> list[tuple[Path, str]]:
     """A folder of images (grey files as their values, as ``prep`` cuts them by default), or a prep shard folder:
     then the whole source images of its train split (those prep held out for validation stay out) with the
     grey policy its manifest records (none recorded: "bt601", what prep did before 0.2)."""
+    from espcn_lab.imaging.colour import GREY_BEFORE_0_2
     from espcn_lab.imaging.read import list_images
     from espcn_lab.shards.format import MANIFEST_NAME, read_manifest
     from espcn_lab.shards.locate import source_images
 
     if (Path(folder) / MANIFEST_NAME).is_file():
-        grey = read_manifest(folder).get("grey", "bt601")
+        grey = read_manifest(folder).get("grey", GREY_BEFORE_0_2)
         return [(path, grey) for path in source_images(folder, "train")]
     return [(path, "values") for path in list_images(folder)]
 
