@@ -9,11 +9,12 @@
 #   mix   ImageNet sample + BSDS500 test + DIV2K grey + City100 + T91, 60 epochs (held out: ImageNet, DIV2K)
 #   clean BSDS500 test (20 held out) + DIV2K grey + T91, 32 epochs (held out: ImageNet, DIV2K, BSDS500 test)
 #   greyluma  clean on shards of prep 0.2 (a greyscale photo's grey values as its Y), else the same
+#   greyluma_restart  a second cosine (warm restart) from 0.2's greyluma models, same shards and held-out sources
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
 variant=${VARIANT:-mix}
-[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix, clean or greyluma" >&2; exit 2; }
+[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix, clean, greyluma or greyluma_restart" >&2; exit 2; }
 out=benchmarks/results/${variant}_ecb
 mkdir -p "$out"
 scales=${*:-2 3}
