@@ -122,7 +122,10 @@ def _opencv(lq_y: torch.Tensor, scale: int, peer_models: Path) -> Callable[[int]
     if path is None or not hasattr(cv2, "dnn_superres"):
         return f"no ESPCN_x{scale}.pb under {peer_models}"
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(path))
+    try:  # OpenCV 5's dnn no longer reads dnn_superres's TensorFlow .pb files (it parses them as ONNX)
+        sr.readModel(str(path))
+    except cv2.error:
+        return f"OpenCV {cv2.__version__} cannot read {path.name} (dnn_superres's .pb models need OpenCV 4)"
     sr.setModel("espcn", scale)
     bgr = (lq_y[0, 0].cpu() * 255).byte().numpy()[..., None].repeat(3, axis=2)
     return lambda i: sr.upsample(bgr)
