@@ -82,6 +82,26 @@ def test_opencv_peer_is_timed_when_installed(shared_data):
     assert isinstance(bench._opencv(lq, 3, shared_data), str)  # no model files there: a reason, not a crash
 
 
+def test_an_opencv_that_cannot_read_the_peer_model_is_a_reason_not_a_crash(tmp_path, monkeypatch):
+    # OpenCV 5.1's dnn parses dnn_superres's TensorFlow .pb files as ONNX and raises cv2.error (seen here)
+    import sys
+    import types
+
+    class Error(Exception):
+        pass
+
+    class Impl:
+        def readModel(self, path):
+            raise Error("model_proto.has_graph()")
+
+    fake = types.SimpleNamespace(__version__="5.1.0", error=Error,
+                                 dnn_superres=types.SimpleNamespace(DnnSuperResImpl_create=Impl))
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    (tmp_path / "ESPCN_x3.pb").write_bytes(b"not a graph")
+    reason = bench._opencv(torch.rand(1, 1, 8, 8), 3, tmp_path)
+    assert isinstance(reason, str) and "5.1.0" in reason and "ESPCN_x3.pb" in reason
+
+
 def test_unknown_resolution_is_one_line(tmp_path, capsys):
     model_path = save_model(tmp_path / "m.safetensors", scale=2, features=(8, 4))
     with pytest.raises(SystemExit) as exit_:
