@@ -105,14 +105,20 @@ def test_ctrl_c_during_the_first_validation_stops_after_it(inputs, monkeypatch):
         return real(self, batch, batch_idx)
 
     monkeypatch.setattr(ESPCNModule, "validation_step", validation_step)
-    with pytest.raises(Interrupted, match="interrupted by SIGINT") as stopped:
-        fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, "val-int", "trainer.max_epochs=50")))
+    # Ctrl-C as in a terminal: a test run started as a background job inherits SIGINT ignored, and fit rightly
+    # keeps ignoring it then (as it does SIGHUP under nohup)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted, match="interrupted by SIGINT") as stopped:
+            fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, "val-int", "trainer.max_epochs=50")))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stopped.value.signum == signal.SIGINT
     run = root / "runs" / "val-int"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps"] == 5  # epoch 0 (4 steps) and one more step
     assert "val/Tiny/psnr_y" in summary and torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
 
 
 # ---------------------------------------------------------------- refused resumes
