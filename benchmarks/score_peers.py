@@ -38,7 +38,12 @@ def peer_upsampler(peers_dir: Path, name: str, scale: int):
 
     folder, pattern, algo = PEERS[name]
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(peers_dir / folder / pattern.format(s=scale)))
+    path = peers_dir / folder / pattern.format(s=scale)
+    try:  # as in `bench`: OpenCV 5's dnn no longer reads dnn_superres's TensorFlow .pb files
+        sr.readModel(str(path))
+    except cv2.error:
+        raise SystemExit(f"score_peers: OpenCV {cv2.__version__} cannot read {path} (dnn_superres's .pb models "
+                         "need OpenCV 4: pip install 'opencv-contrib-python-headless>=4.9,<5')") from None
     sr.setModel(algo, scale)
     return lambda rgb: sr.upsample(np.ascontiguousarray(rgb[..., ::-1]))[..., ::-1]
 
