@@ -10,11 +10,12 @@
 #   clean BSDS500 test (20 held out) + DIV2K grey + T91, 32 epochs (held out: ImageNet, DIV2K, BSDS500 test)
 #   greyluma  clean on shards of prep 0.2 (a greyscale photo's grey values as its Y), else the same
 #   greyluma_restart  a second cosine (warm restart) from 0.2's greyluma models, same shards and held-out sources
+#   greyluma_third  a third cosine from 0.3's models (the second cycle's), peak rate 3e-4
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
 variant=${VARIANT:-mix}
-[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix, clean, greyluma or greyluma_restart" >&2; exit 2; }
+[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix, clean, greyluma, greyluma_restart or greyluma_third" >&2; exit 2; }
 out=benchmarks/results/${variant}_ecb
 mkdir -p "$out"
 scales=${*:-2 3}
