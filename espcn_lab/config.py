@@ -63,6 +63,10 @@ class OptimConfig:
     # MSE over only the outputs whose receptive field lies inside the patch (unpadded convolutions, fewer MACs):
     # with 17x17 patches and 5-3-3 kernels 72% of the outputs see zero padding, whole test images almost none
     valid_loss: bool = False
+    # distillation: loss = (1 - w) * MSE to the HR patch + w * MSE to a frozen teacher's output (w = distill_weight)
+    distill_from: Union[str, list[str]] = ""  # x2|x3|x4, .ckpt, .safetensors (this scale, any width/depth); several: mean
+    distill_weight: float = 0.5
+    distill_self_ensemble: bool = False  # the teacher averages its 8 flipped/rotated passes (8x its cost)
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,7 @@ def flat_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
     """Every dotted key and its type annotation, e.g. ``{'model.scale': int, ...}`` (for sweep checks)."""
     out: dict[str, Any] = {}
     for name, tp in typing.get_type_hints(cls).items():
-        if dataclasses.is_dataclass(tp):
-            out.update(flat_keys(tp, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = tp
+        out.update(flat_keys(tp, f"{prefix}{name}.") if dataclasses.is_dataclass(tp) else {f"{prefix}{name}": tp})
     return out
 
 
@@ -193,8 +194,7 @@ def _escape_foreign(value: Any) -> Any:
 
 
 def load_raw(path: str | Path | None, overrides: list[str] = ()) -> dict:
-    """The nested dict a file (and what it extends) plus overrides make over the defaults, ``${...}``
-    resolved, before type checks (what a stand-in for ``fit`` in a test reads)."""
+    """A file (and what it extends) and overrides over the defaults, ``${...}`` resolved, as a dict before type checks."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -249,11 +249,12 @@ def _check_semantics(cfg: Config) -> Config:
     from espcn_lab.model import check_architecture  # deferred: imports torch
 
     check_architecture(cfg.model)
-    for key, value in (("data.batch_size", cfg.data.batch_size), ("trainer.ddp_timeout_s", cfg.trainer.ddp_timeout_s)):
-        if value < 1:
-            raise ConfigError(f"{key}: must be >= 1, got {value}")
-    if cfg.optim.learning_rate <= 0:
-        raise ConfigError(f"optim.learning_rate: must be > 0, got {cfg.optim.learning_rate}")
+    for key, value in (("data.batch_size", cfg.data.batch_size), ("trainer.ddp_timeout_s", cfg.trainer.ddp_timeout_s),
+                       ("optim.learning_rate", cfg.optim.learning_rate)):
+        if value <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
+    if not 0 <= cfg.optim.distill_weight <= 1:
+        raise ConfigError(f"optim.distill_weight: must be in [0, 1], got {cfg.optim.distill_weight}")
     if cfg.trainer.max_time is not None:
         max_time_seconds(cfg.trainer.max_time)
     if cfg.optim.schedule == "cosine_time" and cfg.trainer.max_time is None:
@@ -266,8 +267,7 @@ def max_time_seconds(text: str) -> int:
     match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", text.strip())
     if match is None:
         raise ConfigError(f"trainer.max_time: expected DD:HH:MM:SS, got {text!r}")
-    days, hours, minutes, seconds = (int(g) for g in match.groups())
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    total = sum(int(g) * k for g, k in zip(match.groups(), (86400, 3600, 60, 1)))  # days, hours, minutes, seconds
     if total <= 0:
         raise ConfigError(f"trainer.max_time: must be more than zero, got {text!r}")
     return total

@@ -200,6 +200,7 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from espcn_lab.train.datamodule import ShardDataModule
+    from espcn_lab.train.distill import load_teacher
     from espcn_lab.train.files import cannot_write
     from espcn_lab.train.module import ESPCNModule
     from espcn_lab.train.report import finish_run
@@ -214,6 +215,7 @@ def fit(cfg: Config, progress: str = "bar") -> dict[str, Any]:
     module = ESPCNModule(cfg, datamodule.degradation, nan_check_every=min(10, cfg.trainer.log_every_n_steps))
     if cfg.run.init_from and not ckpt_path:
         warm_start(module, cfg)
+    module.set_teacher(load_teacher(cfg, datamodule.degradation))  # optim.distill_from, checked before any write
     os.environ[RUN_NAME_ENV] = run_dir.name
     with StopRequest() as request:
         trainer = build_trainer(cfg, run_dir, request, progress)

@@ -46,6 +46,11 @@ class ESPCNModule(L.LightningModule):
         self._bad_loss = None
         self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
+        self._teacher: list[torch.nn.Module] = []  # a list, so its weights are not the module's (nor in checkpoints)
+
+    def set_teacher(self, teacher: torch.nn.Module | None) -> None:
+        """The frozen model whose outputs are the second target (``optim.distill_*``); None: no distillation."""
+        self._teacher = [teacher] if teacher is not None else []
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
@@ -57,8 +62,11 @@ class ESPCNModule(L.LightningModule):
             self.augment = DihedralAugment(int(seed))
 
     def on_fit_start(self) -> None:
+        for teacher in self._teacher:
+            teacher.to(self.device)
         if self.cfg.trainer.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            for model in (self.model, *self._teacher):
+                model.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Training batches travel as uint8 (4x fewer bytes); are flipped/rotated (``data.augment``) and
@@ -74,11 +82,16 @@ class ESPCNModule(L.LightningModule):
     # ------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         lq, gt = batch
-        if self.cfg.optim.valid_loss:
-            border = self.model.receptive_radius() * self.model.scale
-            loss = F.mse_loss(self.model.forward_valid(lq), gt[..., border:-border, border:-border])
-        else:
-            loss = F.mse_loss(self.model(lq), gt)
+        border = self.model.receptive_radius() * self.model.scale if self.cfg.optim.valid_loss else 0
+        inside = (..., slice(border, -border), slice(border, -border)) if border else (...,)
+        sr = self.model.forward_valid(lq) if border else self.model(lq)
+        loss = F.mse_loss(sr, gt[inside])
+        if self._teacher:
+            with torch.no_grad():
+                target = self._teacher[0](lq)[inside]
+            w = self.cfg.optim.distill_weight
+            self.log("train/hr_loss", loss.detach(), on_step=True, on_epoch=False)  # what runs without a teacher log
+            loss = (1 - w) * loss + w * F.mse_loss(sr, target)
         self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log(PLATEAU_MONITOR, loss, on_step=False, on_epoch=True, sync_dist=True)
