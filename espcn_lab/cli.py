@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from espcn_lab.paths import peer_models as default_peer_models
 from espcn_lab.quickstart import DEFAULT_STEPS
 
 app = typer.Typer(
@@ -106,7 +107,18 @@ def _factors(text: Optional[str]) -> Optional[tuple[float, ...]]:
 
 
 # ---------------------------------------------------------------- fit / eval (issue 3)
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def _config_keys() -> str:
+    """Every config key, section by section, read from the schema (the end of ``fit --help``)."""
+    from espcn_lab.config import flat_keys
+
+    sections: dict[str, list[str]] = {}
+    for key in flat_keys():
+        sections.setdefault(key.split(".")[0], []).append(key.split(".", 1)[1])
+    return "Config keys (configs/*.yaml, espcn_lab/config.py):\n\n" + "\n\n".join(
+        f"{section}.  {' '.join(names)}" for section, names in sections.items())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=_config_keys())
 def fit(
     config: Annotated[Path, typer.Argument(help="Experiment YAML, e.g. configs/x3_tanh.yaml.")],
     overrides: Annotated[Optional[list[str]], typer.Argument(
@@ -213,12 +225,6 @@ def upscale(
         raise typer.Exit(1)
 
 
-def _peer_models() -> Path:
-    from espcn_lab.paths import peer_models
-
-    return peer_models()
-
-
 @app.command()
 def bench(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
@@ -232,7 +238,7 @@ def bench(
     budget: Annotated[float, typer.Option(help="Stop timing a figure after this many seconds (at least 3 calls).")] = 10.0,
     baselines: Annotated[bool, typer.Option(help="Also time bicubic, SRCNN 9-5-5, deconvolution, stock PyTorch, OpenCV.")] = True,
     peer_models: Annotated[Path, typer.Option(
-        help="Folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (directly or under ESPCN/).")] = _peer_models(),
+        help="Folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (directly or under ESPCN/).")] = default_peer_models(),
     pipeline: Annotated[bool, typer.Option(
         help="Also time end-to-end video: decode + model + encode against decode + bicubic + encode.")] = False,
     video: Annotated[Optional[Path], typer.Option(help="Clip for --pipeline [default: a synthetic LR clip].")] = None,
@@ -383,10 +389,8 @@ def figures(
 
     result = write_figures(load_model(model), set14, out)
     for key, value in result.items():
-        if isinstance(value, dict):
-            typer.echo(f"{key}: bicubic {value['bicubic']:.2f} dB, espcn {value['espcn']:.2f} dB")
-        else:
-            typer.echo(f"{key}: {value}")
+        shown = f"bicubic {value['bicubic']:.2f} dB, espcn {value['espcn']:.2f} dB" if isinstance(value, dict) else value
+        typer.echo(f"{key}: {shown}")
 
 
 # ---------------------------------------------------------------- quickstart
@@ -422,16 +426,11 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     try:
         app(args=argv)
-    except RunFailed as err:  # before UserError: OutOfRoom (a full disk) is both, and exits 1
+    except (RunFailed, UserError, ConfigError) as err:
         if os.environ.get("ESPCN_LAB_DEBUG"):
             raise
         print(f"espcn-lab: error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except (UserError, ConfigError) as err:
-        if os.environ.get("ESPCN_LAB_DEBUG"):
-            raise
-        print(f"espcn-lab: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1 if isinstance(err, RunFailed) else 2)  # OutOfRoom (a full disk) is a RunFailed and a UserError
     except Interrupted as err:  # state saved; 128 + signal number, as a shell reports a signal
         print(f"espcn-lab: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)

@@ -114,3 +114,17 @@ def test_errors_read_the_same_whatever_the_library(override, message):
     with pytest.raises(ConfigError) as err:
         load_config(None, [override])
     assert str(err.value) == message
+
+
+def test_fit_help_lists_every_config_key_by_section(capsys):
+    """`espcn-lab fit --help` teaches the keys a file or an override may set, read from the schema itself."""
+    from _cli import run_cli
+
+    from espcn_lab.config import flat_keys
+
+    code, out, _ = run_cli(["fit", "--help"], capsys)
+    lines = " ".join(out.split("Config keys", 1)[1].split())  # Rich wraps lines; words stay whole
+    assert code == 0
+    for key in flat_keys():
+        section, name = key.split(".", 1)
+        assert f"{section}." in lines and f" {name} " in f" {lines} ", key
