@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from espcn_lab.cli import main
 
 
@@ -22,3 +24,9 @@ def fit_overrides(root, shards, name, *extra, latency: bool = True) -> list[str]
             "model.features=[8,4]", "data.samples_per_epoch=128", "data.batch_size=32", "data.shuffle_buffer=64",
             f"run.dir={root / 'runs'}", f"run.name={name}", "trainer.log_every_n_steps=1",
             *([] if latency else ["log.latency=false"]), *extra]
+
+
+def logged(run_dir, key) -> list[float]:
+    """Every value a run logged under ``key`` in its ``metrics.csv``, in order."""
+    with open(run_dir / "metrics.csv") as f:
+        return [float(r[key]) for r in csv.DictReader(f) if r.get(key)]

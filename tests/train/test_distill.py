@@ -1,11 +1,9 @@
 """optim.distill_*: a frozen teacher's output as a second target. The mixing formula on real fits, the teacher kept
 out of checkpoints, a resume, and bad teachers refused with one line before anything is written."""
 
-import csv
-
 import pytest
 import torch
-from _cli import fit_overrides, run_cli
+from _cli import fit_overrides, logged, run_cli
 
 from espcn_lab.checkpoint import load_model, save_safetensors
 from espcn_lab.config import load_config
@@ -23,11 +21,6 @@ def _model_file(path, *overrides, seed=1):
     return save_safetensors(build_model(cfg.model), cfg, DegradationSpec(), path)
 
 
-def _logged(run, key):
-    with open(run / "metrics.csv") as f:
-        return [float(r[key]) for r in csv.DictReader(f) if r.get(key)]
-
-
 def test_the_loss_mixes_the_hr_and_teacher_targets_by_distill_weight(inputs, monkeypatch):
     """A student started from its teacher has nothing to learn from it: at weight 1 the loss is 0 and the weights
     stay the teacher's; at weight 0.5 the first loss is exactly half the HR loss; at weight 0 it is the HR loss."""
@@ -38,18 +31,18 @@ def test_the_loss_mixes_the_hr_and_teacher_targets_by_distill_weight(inputs, mon
     fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "w1", *start, "optim.distill_weight=1",
                                                         latency=False)))
     run = root / "runs" / "w1"
-    assert max(_logged(run, "train/loss")) < 1e-12 and min(_logged(run, "train/hr_loss")) > 1e-3
+    assert max(logged(run, "train/loss")) < 1e-12 and min(logged(run, "train/hr_loss")) > 1e-3
     kept = load_model(str(run / "last.ckpt")).model.state_dict()
     assert all(torch.allclose(kept[k], v, atol=1e-7) for k, v in load_model(str(teacher)).model.state_dict().items())
 
     fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "w05", *start, "optim.distill_weight=0.5",
                                                         latency=False)))
-    first_total, first_hr = _logged(root / "runs" / "w05", "train/loss")[0], _logged(root / "runs" / "w05", "train/hr_loss")[0]
+    first_total, first_hr = logged(root / "runs" / "w05", "train/loss")[0], logged(root / "runs" / "w05", "train/hr_loss")[0]
     assert first_total == pytest.approx(0.5 * first_hr, rel=1e-5)
 
     fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "w0", *start, "optim.distill_weight=0",
                                                         latency=False)))
-    assert _logged(root / "runs" / "w0", "train/loss") == pytest.approx(_logged(root / "runs" / "w0", "train/hr_loss"))
+    assert logged(root / "runs" / "w0", "train/loss") == pytest.approx(logged(root / "runs" / "w0", "train/hr_loss"))
 
 
 def test_a_wider_teacher_stays_out_of_checkpoints_and_a_resumed_run_loads_it_again(inputs, monkeypatch):

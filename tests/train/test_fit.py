@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from _cli import fit_overrides
+from _cli import fit_overrides, logged
 from PIL import Image
 
 from espcn_lab.checkpoint import load_model
@@ -146,8 +146,6 @@ def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
 def test_validation_scores_what_eval_scores_on_the_images_prep_held_out(tmp_path, shared_data, monkeypatch):
     """One scoring path: val/<set>/psnr_y of the final epoch equals `eval` of last.ckpt on the same set, here the
     images `prep --val-images` held out of the training source (no evaluation set involved)."""
-    import csv
-
     from data_prep import PrepOptions, run_prep
     from espcn_lab.evaluate.run import evaluate
 
@@ -162,11 +160,10 @@ def test_validation_scores_what_eval_scores_on_the_images_prep_held_out(tmp_path
                                            f"data.val_dirs.heldout={shards}", "model.features=[8,4]",
                                            "data.samples_per_epoch=128", "data.batch_size=32",
                                            f"run.dir={tmp_path / 'runs'}", "run.name=v", "log.latency=false"]))
-    with open(tmp_path / "runs" / "v" / "metrics.csv") as f:
-        logged = [float(r["val/heldout/psnr_y"]) for r in csv.DictReader(f) if r.get("val/heldout/psnr_y")]
+    last_logged = logged(tmp_path / "runs" / "v", "val/heldout/psnr_y")[-1]
     scored = evaluate(str(tmp_path / "runs" / "v" / "last.ckpt"), {"heldout": str(shards)}, device="cpu")
     assert len(scored["datasets"]["heldout"]["images"]) == 2
-    assert abs(scored["datasets"]["heldout"]["model"]["psnr_y"] - logged[-1]) < 1e-4
+    assert abs(scored["datasets"]["heldout"]["model"]["psnr_y"] - last_logged) < 1e-4
 
 
 def test_a_shard_folder_without_held_out_images_is_refused_as_validation(inputs):

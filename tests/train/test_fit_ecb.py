@@ -1,10 +1,8 @@
 """fit with model.reparam=ecb: the checkpoint keeps the branches (a run resumes), everything that loads it
 sees the folded plain network (eval scores what validation scored, export writes the paper's network)."""
 
-import csv
-
 import torch
-from _cli import fit_overrides
+from _cli import fit_overrides, logged
 
 from espcn_lab.checkpoint import load_model
 from espcn_lab.config import load_config
@@ -29,10 +27,8 @@ def test_fit_with_ecb_resumes_with_its_branches_and_every_consumer_sees_the_plai
     loaded = load_model(str(run / "last.ckpt"))
     assert loaded.config.model.reparam == "none" and not any(isinstance(m, RepConv2d) for m in loaded.model.modules())
     # validation ran the branches; eval runs the folded network: the same score
-    with open(run / "metrics.csv") as f:
-        logged = [float(r["val/Tiny/psnr_y"]) for r in csv.DictReader(f) if r.get("val/Tiny/psnr_y")]
     scored = evaluate(str(run / "last.ckpt"), {"Tiny": str(root / "val")}, device="cpu")
-    assert abs(scored["datasets"]["Tiny"]["model"]["psnr_y"] - logged[-1]) < 1e-3
+    assert abs(scored["datasets"]["Tiny"]["model"]["psnr_y"] - logged(run, "val/Tiny/psnr_y")[-1]) < 1e-3
     export_model(loaded, tmp_path / "m.onnx", "onnx")  # parity-checked against the loaded model
     assert (tmp_path / "m.onnx").stat().st_size > 0
     resumed = fit(load_config("configs/smoke.yaml", args + ["run.resume=last", "trainer.max_epochs=3"]))
