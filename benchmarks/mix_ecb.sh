@@ -11,14 +11,18 @@
 #   greyluma  clean on shards of prep 0.2 (a greyscale photo's grey values as its Y), else the same
 #   greyluma_restart  a second cosine (warm restart) from 0.2's greyluma models, same shards and held-out sources
 #   greyluma_third  a third cosine from 0.3's models (the second cycle's), peak rate 3e-4
+#   greyluma_fourth, greyluma_fourth_distill  (x3 only) a fourth cosine from 0.4's x3, peak 2e-4, without and with
+#                   the 0.4 x3's self-ensemble as a distillation teacher: one ablation, side by side, one core each
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
 variant=${VARIANT:-mix}
-[ -f "configs/x2_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x2_${variant}_tanh_ecb.yaml: VARIANT is mix, clean, greyluma, greyluma_restart or greyluma_third" >&2; exit 2; }
+scales=${*:-2 3}
+for s in $scales; do
+  [ -f "configs/x${s}_${variant}_tanh_ecb.yaml" ] || { echo "no configs/x${s}_${variant}_tanh_ecb.yaml: see the VARIANT list above" >&2; exit 2; }
+done
 out=benchmarks/results/${variant}_ecb
 mkdir -p "$out"
-scales=${*:-2 3}
 args() {  # scale, refit|eval: the config's training shards as refit --image-dir, or its held-out sources as eval --data
   python -c 'import sys
 from espcn_lab.config import load_config
