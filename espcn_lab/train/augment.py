@@ -21,7 +21,8 @@ def dihedral_index(height: int, width: int, device=None) -> torch.Tensor:
 class DihedralAugment:
     """Random flips/90-degree rotations of (lq, gt) batches on their device: one gather per tensor.
 
-    Each pair gets its own of the 8 transforms; LR and HR get the same one, so they stay aligned.
+    Each pair gets its own of the 8 transforms; LR, HR (and a teacher's output) get the same one, so
+    they stay aligned.
     """
 
     def __init__(self, seed: int = 0):
@@ -35,7 +36,8 @@ class DihedralAugment:
             self.index[key] = dihedral_index(*shape, device=device)
         return self.index[key]
 
-    def __call__(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, lq: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``lq`` and each of ``others`` (HR, a teacher's output: any square size and dtype) under one transform a pair."""
         if self.generator is None or self.generator.device != lq.device:
             self.generator = torch.Generator(device=lq.device).manual_seed(self.seed)
         which = torch.randint(0, COUNT, (len(lq),), device=lq.device, generator=self.generator)
@@ -46,4 +48,4 @@ class DihedralAugment:
             flat = x.reshape(b, c, h * w)
             return torch.gather(flat, 2, idx[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
 
-        return apply(lq), apply(gt)
+        return (apply(lq), *(apply(x) for x in others))

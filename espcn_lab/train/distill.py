@@ -6,6 +6,12 @@ cheap to run on a patch as the student), trained for the same degradation as the
 (an ensemble), and ``optim.distill_self_ensemble`` averages each over its 8 flips/rotations. The teacher is not
 part of the module's weights: checkpoints and model files hold the student alone, and a resumed run loads the
 teacher again from the same files.
+
+The teacher runs on each training patch as the shards store it, before the flips/rotations of ``data.augment``,
+which then move its output with the LR and HR patches. For a self-ensembled teacher (equivariant to those 8
+transforms) that is exactly the teacher run on the flipped patch. On a CPU its outputs are remembered per stored
+patch (``TeacherTargets``): the shards hold tens of thousands of pairs and an epoch shows each one several times,
+so after the first pass the teacher costs a lookup, not 8 network passes.
 """
 
 from __future__ import annotations
@@ -51,3 +57,33 @@ def load_teacher(cfg: Config, degradation: DegradationSpec) -> torch.nn.Module |
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+CACHE_BYTES = 2 << 30  # remembered teacher outputs at most (float32): ~200k x3 patches of 51 x 51
+
+
+class TeacherTargets:
+    """The teacher's output for uint8 LR batches (B, C, h, w) as float (B, C, h*s, w*s), remembered per patch on a
+    CPU up to ``cache_bytes`` (later patches are computed each time); on another device always computed."""
+
+    def __init__(self, teacher: torch.nn.Module, cache_bytes: int = CACHE_BYTES):
+        self.teacher, self.cache_bytes = teacher, cache_bytes
+        self.memory: dict[bytes, torch.Tensor] = {}
+        self.stored = self.hits = self.misses = 0
+
+    def _run(self, lq: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.teacher(lq.float().div_(255.0))
+
+    def __call__(self, lq: torch.Tensor) -> torch.Tensor:
+        if lq.device.type != "cpu" or self.cache_bytes <= 0:
+            return self._run(lq)
+        keys = [row.tobytes() for row in lq.numpy().reshape(len(lq), -1)]
+        new = [i for i, k in enumerate(keys) if k not in self.memory]
+        self.hits, self.misses = self.hits + len(keys) - len(new), self.misses + len(new)
+        fresh = dict(zip(new, self._run(lq[new]))) if new else {}
+        for i, out in fresh.items():
+            if self.stored + out.numel() * 4 <= self.cache_bytes:
+                self.memory[keys[i]] = out.clone()  # its own storage, not a view that keeps the batch alive
+                self.stored += out.numel() * 4
+        return torch.stack([fresh[i] if i in fresh else self.memory[k] for i, k in enumerate(keys)])

@@ -22,6 +22,7 @@ from espcn_lab.evaluate.score import score_model
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.model import build_model
 from espcn_lab.train.augment import DihedralAugment
+from espcn_lab.train.distill import TeacherTargets
 
 PLATEAU_MONITOR = "train/epoch_loss"
 
@@ -46,11 +47,11 @@ class ESPCNModule(L.LightningModule):
         self._bad_loss = None
         self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
-        self._teacher: list[torch.nn.Module] = []  # a list, so its weights are not the module's (nor in checkpoints)
+        self._teacher: list[TeacherTargets] = []  # a list, so its weights are not the module's (nor in checkpoints)
 
     def set_teacher(self, teacher: torch.nn.Module | None) -> None:
         """The frozen model whose outputs are the second target (``optim.distill_*``); None: no distillation."""
-        self._teacher = [teacher] if teacher is not None else []
+        self._teacher = [TeacherTargets(teacher)] if teacher is not None else []
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
@@ -63,35 +64,34 @@ class ESPCNModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         for teacher in self._teacher:
-            teacher.to(self.device)
+            teacher.teacher.to(self.device)
         if self.cfg.trainer.channels_last:
-            for model in (self.model, *self._teacher):
+            for model in (self.model, *(t.teacher for t in self._teacher)):
                 model.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Training batches travel as uint8 (4x fewer bytes); are flipped/rotated (``data.augment``) and
-        become float in [0, 1] on the device."""
+        """Training batches travel as uint8 (4x fewer bytes); get the teacher's output (``optim.distill_from``,
+        on the patches as stored), are flipped/rotated (``data.augment``) and become float in [0, 1] on the device."""
         if self.trainer is not None and self.trainer.training:
             lq, gt = batch
+            extra = tuple(t(lq) for t in self._teacher)
             if self.augment is not None:
-                lq, gt = self.augment(lq, gt)
+                lq, gt, *extra = self.augment(lq, gt, *extra)
             fmt = torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
-            return lq.float().div_(255.0).contiguous(memory_format=fmt), gt.float().div_(255.0)
+            return lq.float().div_(255.0).contiguous(memory_format=fmt), gt.float().div_(255.0), *extra
         return batch
 
     # ------------------------------------------------------------ training
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        lq, gt = batch
+        lq, gt, *teacher = batch  # teacher: its output, when optim.distill_from names one
         border = self.model.receptive_radius() * self.model.scale if self.cfg.optim.valid_loss else 0
         inside = (..., slice(border, -border), slice(border, -border)) if border else (...,)
         sr = self.model.forward_valid(lq) if border else self.model(lq)
         loss = F.mse_loss(sr, gt[inside])
-        if self._teacher:
-            with torch.no_grad():
-                target = self._teacher[0](lq)[inside]
+        if teacher:
             w = self.cfg.optim.distill_weight
             self.log("train/hr_loss", loss.detach(), on_step=True, on_epoch=False)  # what runs without a teacher log
-            loss = (1 - w) * loss + w * F.mse_loss(sr, target)
+            loss = (1 - w) * loss + w * F.mse_loss(sr, teacher[0][inside])
         self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log(PLATEAU_MONITOR, loss, on_step=False, on_epoch=True, sync_dist=True)

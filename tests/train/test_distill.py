@@ -11,7 +11,8 @@ from espcn_lab.errors import ConfigError, UserError
 from espcn_lab.evaluate.ensemble import SelfEnsemble
 from espcn_lab.imaging.degrade import DegradationSpec
 from espcn_lab.model import build_model
-from espcn_lab.train.distill import load_teacher
+from espcn_lab.train.augment import DihedralAugment
+from espcn_lab.train.distill import TeacherTargets, load_teacher
 from espcn_lab.train.fit import fit
 
 
@@ -92,3 +93,36 @@ def test_bad_teachers_are_one_line_before_anything_is_written(inputs, tmp_path, 
         load_config(None, ["optim.distill_weight=-0.1"])
     with pytest.raises(UserError, match="the shards hold"):
         load_teacher(load_config(None, [f"optim.distill_from={gaussian}"]), DegradationSpec())
+
+
+def test_teacher_outputs_are_remembered_per_stored_patch_within_the_cap(tmp_path):
+    """Remembered outputs are the teacher's own (a repeated patch costs no pass); past the cap they are computed."""
+    a = _model_file(tmp_path / "a.safetensors", "model.features=[8,4]")
+    teacher = load_teacher(load_config(None, [f"optim.distill_from={a}", "optim.distill_self_ensemble=true"]),
+                           DegradationSpec())
+    torch.manual_seed(0)
+    first = torch.randint(0, 256, (6, 1, 17, 17), dtype=torch.uint8)
+    second = torch.cat([first[3:], torch.randint(0, 256, (2, 1, 17, 17), dtype=torch.uint8)])
+    with torch.no_grad():
+        want = teacher(torch.cat([first, second]).float() / 255)
+    targets = TeacherTargets(teacher)
+    got = torch.cat([targets(first), targets(second)])
+    assert torch.allclose(got, want, atol=1e-6)
+    assert (targets.hits, targets.misses, len(targets.memory)) == (3, 8, 8)
+    capped = TeacherTargets(teacher, cache_bytes=3 * 51 * 51 * 4)
+    assert torch.allclose(torch.cat([capped(first), capped(second)]), want, atol=1e-6)
+    assert len(capped.memory) == 3 and capped.stored <= capped.cache_bytes
+    assert torch.allclose(TeacherTargets(teacher, cache_bytes=0)(second), want[6:], atol=1e-6)
+
+
+def test_flips_move_the_teacher_output_with_the_pair_which_for_a_self_ensemble_is_the_teacher_on_the_flipped_patch(tmp_path):
+    a = _model_file(tmp_path / "a.safetensors", "model.features=[8,4]")
+    teacher = load_teacher(load_config(None, [f"optim.distill_from={a}", "optim.distill_self_ensemble=true"]),
+                           DegradationSpec())
+    lq = torch.randint(0, 256, (16, 1, 17, 17), dtype=torch.uint8)
+    gt = torch.randint(0, 256, (16, 1, 51, 51), dtype=torch.uint8)
+    out = TeacherTargets(teacher)(lq)
+    lq_a, gt_a, out_a, gt_again = DihedralAugment(3)(lq, gt, out, gt.float())
+    assert torch.equal(gt_again, gt_a.float()) and not torch.equal(lq_a, lq)  # one transform per pair, all tensors
+    with torch.no_grad():
+        assert torch.allclose(out_a, teacher(lq_a.float() / 255), atol=1e-5)
