@@ -47,11 +47,11 @@ class ESPCNModule(L.LightningModule):
         self._bad_loss = None
         self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
-        self._teacher: list[TeacherTargets] = []  # a list, so its weights are not the module's (nor in checkpoints)
+        self.teacher: TeacherTargets | None = None  # not an nn.Module, so not in the weights or checkpoints
 
     def set_teacher(self, teacher: torch.nn.Module | None) -> None:
         """The frozen model whose outputs are the second target (``optim.distill_*``); None: no distillation."""
-        self._teacher = [TeacherTargets(teacher)] if teacher is not None else []
+        self.teacher = TeacherTargets(teacher) if teacher is not None else None
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) float in [0, 1] -> (B, C, h*s, w*s) float (unclamped)."""
@@ -63,10 +63,11 @@ class ESPCNModule(L.LightningModule):
             self.augment = DihedralAugment(int(seed))
 
     def on_fit_start(self) -> None:
-        for teacher in self._teacher:
-            teacher.teacher.to(self.device)
+        teachers = [] if self.teacher is None else [self.teacher.teacher]
+        for teacher in teachers:
+            teacher.to(self.device)
         if self.cfg.trainer.channels_last:
-            for model in (self.model, *(t.teacher for t in self._teacher)):
+            for model in (self.model, *teachers):
                 model.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
@@ -74,7 +75,7 @@ class ESPCNModule(L.LightningModule):
         on the patches as stored), are flipped/rotated (``data.augment``) and become float in [0, 1] on the device."""
         if self.trainer is not None and self.trainer.training:
             lq, gt = batch
-            extra = tuple(t(lq) for t in self._teacher)
+            extra = () if self.teacher is None else (self.teacher(lq),)
             if self.augment is not None:
                 lq, gt, *extra = self.augment(lq, gt, *extra)
             fmt = torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
