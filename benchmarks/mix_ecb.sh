@@ -11,8 +11,9 @@
 #   greyluma  clean on shards of prep 0.2 (a greyscale photo's grey values as its Y), else the same
 #   greyluma_restart  a second cosine (warm restart) from 0.2's greyluma models, same shards and held-out sources
 #   greyluma_third  a third cosine from 0.3's models (the second cycle's), peak rate 3e-4
-#   greyluma_fourth, greyluma_fourth_distill  (x3 only) a fourth cosine from 0.4's x3, peak 2e-4, without and with
-#                   the 0.4 x3's self-ensemble as a distillation teacher: one ablation, side by side, one core each
+#   greyluma_fourth  a fourth cosine from 0.4's models, peak 2e-4 (x3: 1 h 40 min, the control of the ablation
+#                   below; x2 and x4: 1 h 30 min, side by side)
+#   greyluma_fourth_distill  (x3 only) the same with the 0.4 x3's self-ensemble as a distillation teacher
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
