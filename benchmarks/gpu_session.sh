@@ -2,10 +2,10 @@
 # All GPU work of a session in one device call: one more cosine cycle of each shipped model (x2, x3, x4) on the
 # shipped lineage's own training photos at GPU batch sizes (issue 13), the GPU tests, `espcn-lab bench` on cuda and
 # the stock reference (../shared/tools/gpu_reference.py) timed on the same idle card (issue 16).
-# Results land in $OUT (the device tool brings back at most 8 files): the three refitted models, the runs and logs.
+# Results land in $OUT (the device tool brings back at most 8 files): the four refitted models, the runs and logs.
 #
 # What travels is at most 64 MiB with the working tree (~13 MiB), so the training photos travel as images (the
-# training split of each shard folder the shipped models were trained on, ~50 MiB) and `prep` cuts them on the
+# training split of each shard folder the shipped models were trained on, ~41 MiB) and `prep` cuts them on the
 # device's cores; validation uses the DIV2K and BSDS500 photos `prep --val-images` held out (never an evaluation set).
 # Prepare here first, from a clone with the training shards built (README, "How the shipped models were trained";
 # .carry/ is git-ignored):
