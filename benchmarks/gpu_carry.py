@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from espcn_lab.errors import UserError
 from espcn_lab.imaging.colour import network_hr
 from espcn_lab.imaging.read import read_image
 from espcn_lab.shards.locate import source_images
@@ -46,6 +47,14 @@ def size_mb(folder: Path) -> float:
 
 
 def main() -> int:
+    try:
+        return carry()
+    except (OSError, UserError, subprocess.CalledProcessError) as err:  # a missing shard folder, data or reference
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def carry() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shards", type=Path, default=Path("shards"), help="folder with bsdsv-x3, div2k-x3, t91-x3")
     ap.add_argument("--out", type=Path, default=Path(".carry"))
@@ -53,8 +62,8 @@ def main() -> int:
     ap.add_argument("--reference", type=Path, default=Path("../shared/tools/gpu_reference.py"))
     ap.add_argument("--no-wheels", action="store_true", help="skip the pip download (a dry run on this machine)")
     args = ap.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
+    for ours in ("src", "heldout", "data", "whl"):  # a rerun replaces what it wrote, and nothing else in --out
+        shutil.rmtree(args.out / ours, ignore_errors=True)
     # the split is the same at every scale (prep's held-out choice is seeded by the file list, not the scale)
     for src, name in (("bsdsv-x3", "bsds500_test"), ("div2k-x3", "div2k_grey"), ("t91-x3", "T91")):
         copy_all(source_images(str(args.shards / src), "train"), args.out / "src" / name, luma=True)
