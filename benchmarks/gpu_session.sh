@@ -20,6 +20,7 @@
 set -uo pipefail
 OUT=${OUT:-gpu_out}; C=.carry; ACCEL=${ACCEL:-gpu}; TRAIN_TIME=${TRAIN_TIME:-00:00:04:00}; PY=${PY:-python3}
 SAMPLES=${SAMPLES:-2000000}  # pairs an epoch: one validation (30 photos) an epoch
+LQ_PATCH=${LQ_PATCH:-33}  # LR patch side: 33, as 0.6's x3 (its pilot beat 17x17 at equal time; README lineage)
 mkdir -p "$OUT" logs
 exec > >(tee "$OUT/session.log") 2>&1
 if [ "$ACCEL" = gpu ]; then
@@ -36,7 +37,7 @@ if [ "${SKIP_TRAIN:-0}" = 0 ]; then  # SKIP_TRAIN=1: only the tests and timings 
 pids=()
 for s in 2 3 4; do
   for d in bsds500_test div2k_grey T91; do
-    $PY -m espcn_lab.cli prep --image-dir $C/src/$d --out shards_gpu/$d-x$s --scale $s --workers 2 > logs/prep_${d}_x$s.txt 2>&1 &
+    $PY -m espcn_lab.cli prep --image-dir $C/src/$d --out shards_gpu/$d-x$s --scale $s --lq-patch $LQ_PATCH --workers 2 > logs/prep_${d}_x$s.txt 2>&1 &
     pids+=($!)
   done
 done
