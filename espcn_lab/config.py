@@ -1,11 +1,9 @@
 """Experiment configuration: the typed schema of every key, YAML files and dotted ``key=value`` overrides.
 
-The schema is a set of dataclasses; OmegaConf (structured configs) checks files and overrides against
-it: unknown keys and wrong types fail at load time with one line naming the key (``ConfigError``),
-``${model.scale}`` interpolates. The key names are a contract shared with sweeps, docs and users.
-A file may start from others (``extends: base.yaml`` or a list, relative to the file); in files and in
-overrides alike, a section given as a mapping merges into the section, any other value (a mapping
-such as ``data.val_dirs`` included) replaces what was there. This is the only place YAML configs are read.
+The schema is a set of dataclasses checked by OmegaConf: unknown keys and wrong types fail at load time with one line
+naming the key (``ConfigError``); ``${model.scale}`` interpolates; key names are a contract with sweeps, docs, users.
+A file may start from others (``extends:``, a path or list relative to it); in files and overrides, a mapping merges
+into its section, any other value (``data.val_dirs`` too) replaces it. The only place YAML configs are read.
 """
 
 from __future__ import annotations
@@ -60,6 +58,7 @@ class OptimConfig:
     # plateau: the paper's rule above; cosine: learning_rate down to final_learning_rate over trainer.max_epochs;
     # cosine_time: the same over trainer.max_time of wall clock, per step (a time budget on unknown hardware)
     schedule: Literal["plateau", "cosine", "cosine_time"] = "plateau"
+    warmup_steps: int = 0  # cosine_time: the rate rises linearly over the first N steps (Adam's first are ~lr each)
     # MSE over only the outputs whose receptive field lies inside the patch (unpadded convolutions, fewer MACs):
     # with 17x17 patches and 5-3-3 kernels 72% of the outputs see zero padding, whole test images almost none
     valid_loss: bool = False
@@ -247,7 +246,6 @@ def _structured(raw: dict) -> Config:
 
 def _check_semantics(cfg: Config) -> Config:
     from espcn_lab.model import check_architecture  # deferred: imports torch
-
     check_architecture(cfg.model)
     for key, value in (("data.batch_size", cfg.data.batch_size), ("trainer.ddp_timeout_s", cfg.trainer.ddp_timeout_s),
                        ("optim.learning_rate", cfg.optim.learning_rate)):
@@ -255,6 +253,8 @@ def _check_semantics(cfg: Config) -> Config:
             raise ConfigError(f"{key}: must be > 0, got {value}")
     if not 0 <= cfg.optim.distill_weight <= 1:
         raise ConfigError(f"optim.distill_weight: must be in [0, 1], got {cfg.optim.distill_weight}")
+    if cfg.optim.warmup_steps < 0 or (cfg.optim.warmup_steps and cfg.optim.schedule != "cosine_time"):
+        raise ConfigError(f"optim.warmup_steps: must be >= 0, with schedule cosine_time; got {cfg.optim.warmup_steps}")
     if cfg.trainer.max_time is not None:
         max_time_seconds(cfg.trainer.max_time)
     if cfg.optim.schedule == "cosine_time" and cfg.trainer.max_time is None:

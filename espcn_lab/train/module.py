@@ -162,15 +162,17 @@ class ESPCNModule(L.LightningModule):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: _half_cosine(epoch / epochs, floor))
 
     def _cosine_over_time(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        """The cosine of ``_cosine`` with the fraction of ``trainer.max_time`` spent as its position.
+        """The cosine of ``_cosine`` with the fraction of ``trainer.max_time`` spent as its position, times a
+        linear warm-up from 1/N to 1 over the first ``optim.warmup_steps`` = N steps (none at 0).
 
         Elapsed time is Lightning's ``Timer`` (the callback ``max_time`` installs; a resumed run restores
         it from the checkpoint), or a clock started here when no trainer is attached.
         """
         o, budget = self.cfg.optim, max_time_seconds(self.cfg.trainer.max_time)
         floor = o.final_learning_rate / o.learning_rate
-        elapsed = self._training_clock()
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: _half_cosine(elapsed() / budget, floor))
+        elapsed, warmup = self._training_clock(), max(1, o.warmup_steps)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) * _half_cosine(elapsed() / budget, floor))
 
     def _training_clock(self):
         from lightning.pytorch.callbacks import Timer

@@ -119,6 +119,34 @@ def test_cosine_time_schedule_reads_lightnings_timer_so_a_resumed_run_continues(
     assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
 
 
+def test_cosine_time_warmup_rises_linearly_then_follows_the_cosine(monkeypatch):
+    import pytest
+
+    import espcn_lab.train.module as module_mod
+    from espcn_lab.config import ConfigError
+
+    now = [100.0]
+    monkeypatch.setattr(module_mod.time, "monotonic", lambda: now[0])
+    opt_sched = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+                        "trainer.max_time=00:00:01:40", "optim.warmup_steps=4").configure_optimizers()
+    opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(5):  # no time passes: the cosine stays at its peak, only the warm-up moves
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.00025, 0.0005, 0.00075, 0.001, 0.001, 0.001], abs=1e-12)
+    assert abs(opt.param_groups[2]["lr"] - 0.0001) < 1e-12  # the last layer's tenth, after the warm-up too
+    now[0] = 150.0  # half the budget: the cosine's halfway rate, the warm-up long done
+    opt.step()
+    sched.step()
+    assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
+    for bad in (["optim.warmup_steps=-1", "optim.schedule=cosine_time", "trainer.max_time=00:00:01:40"],
+                ["optim.warmup_steps=10", "optim.schedule=plateau"]):
+        with pytest.raises(ConfigError, match="optim.warmup_steps"):
+            _module(*bad)
+
+
 def test_cosine_time_needs_a_valid_max_time():
     import pytest
 
