@@ -141,6 +141,14 @@ def test_cosine_time_warmup_rises_linearly_then_follows_the_cosine(monkeypatch):
     opt.step()
     sched.step()
     assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
+    resumed = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+                      "trainer.max_time=00:00:01:40", "optim.warmup_steps=4").configure_optimizers()
+    resumed["lr_scheduler"]["scheduler"].load_state_dict(sched.state_dict())  # what a resumed run's checkpoint restores
+    resumed["optimizer"].step()
+    resumed["lr_scheduler"]["scheduler"].step()
+    # its clock starts anew here (no Timer attached: the Timer test above covers time), so the cosine is at its peak;
+    # a second warm-up would give 0.00025
+    assert abs(resumed["optimizer"].param_groups[0]["lr"] - 0.001) < 1e-12
     for bad in (["optim.warmup_steps=-1", "optim.schedule=cosine_time", "trainer.max_time=00:00:01:40"],
                 ["optim.warmup_steps=10", "optim.schedule=plateau"]):
         with pytest.raises(ConfigError, match="optim.warmup_steps"):
