@@ -11,6 +11,11 @@ def _module(*overrides):
     return ESPCNModule(load_config(None, list(overrides)), DegradationSpec())
 
 
+# a cosine_time schedule from 1e-3 down to 1e-5 over 100 s of training
+COSINE_100S = ("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
+               "trainer.max_time=00:00:01:40")
+
+
 def test_last_layer_learns_ten_times_slower_and_schedule_is_the_papers():
     conf = _module("optim.name=sgd")
     conf.configure_optimizers()
@@ -90,8 +95,7 @@ def test_cosine_time_schedule_follows_the_share_of_max_time_spent(monkeypatch):
 
     now = [100.0]
     monkeypatch.setattr(module_mod.time, "monotonic", lambda: now[0])
-    opt_sched = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
-                        "trainer.max_time=00:00:01:40").configure_optimizers()  # 100 s
+    opt_sched = _module(*COSINE_100S).configure_optimizers()
     assert opt_sched["lr_scheduler"]["interval"] == "step"
     opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
     rates = []
@@ -109,8 +113,7 @@ def test_cosine_time_schedule_follows_the_share_of_max_time_spent(monkeypatch):
 def test_cosine_time_schedule_reads_lightnings_timer_so_a_resumed_run_continues():
     from lightning.pytorch.callbacks import Timer
 
-    module = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
-                     "trainer.max_time=00:00:01:40")
+    module = _module(*COSINE_100S)
     timer = Timer(duration="00:00:01:40")
     timer.load_state_dict({"time_elapsed": {"train": 50.0}})  # what a checkpoint half-way through restores
     module._trainer = type("T", (), {"callbacks": [timer]})()
@@ -127,8 +130,7 @@ def test_cosine_time_warmup_rises_linearly_then_follows_the_cosine(monkeypatch):
 
     now = [100.0]
     monkeypatch.setattr(module_mod.time, "monotonic", lambda: now[0])
-    opt_sched = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
-                        "trainer.max_time=00:00:01:40", "optim.warmup_steps=4").configure_optimizers()
+    opt_sched = _module(*COSINE_100S, "optim.warmup_steps=4").configure_optimizers()
     opt, sched = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
     rates = [opt.param_groups[0]["lr"]]
     for _ in range(5):  # no time passes: the cosine stays at its peak, only the warm-up moves
@@ -141,15 +143,14 @@ def test_cosine_time_warmup_rises_linearly_then_follows_the_cosine(monkeypatch):
     opt.step()
     sched.step()
     assert abs(opt.param_groups[0]["lr"] - (0.00001 + 0.00099 * 0.5)) < 1e-12
-    resumed = _module("optim.schedule=cosine_time", "optim.learning_rate=0.001", "optim.final_learning_rate=0.00001",
-                      "trainer.max_time=00:00:01:40", "optim.warmup_steps=4").configure_optimizers()
+    resumed = _module(*COSINE_100S, "optim.warmup_steps=4").configure_optimizers()
     resumed["lr_scheduler"]["scheduler"].load_state_dict(sched.state_dict())  # what a resumed run's checkpoint restores
     resumed["optimizer"].step()
     resumed["lr_scheduler"]["scheduler"].step()
     # its clock starts anew here (no Timer attached: the Timer test above covers time), so the cosine is at its peak;
-    # a second warm-up would give 0.00025
+    # a second warm-up (step 1 of 4) would give 0.0005
     assert abs(resumed["optimizer"].param_groups[0]["lr"] - 0.001) < 1e-12
-    for bad in (["optim.warmup_steps=-1", "optim.schedule=cosine_time", "trainer.max_time=00:00:01:40"],
+    for bad in ([*COSINE_100S, "optim.warmup_steps=-1"],
                 ["optim.warmup_steps=10", "optim.schedule=plateau"]):
         with pytest.raises(ConfigError, match="optim.warmup_steps"):
             _module(*bad)
