@@ -17,6 +17,8 @@
 #   greyluma_fifth, greyluma_fifth_p33  x3: a 35-min fifth cosine from 0.5's x3 on 17x17 and on 33x33 LR patches;
 #                   greyluma_fifth_p33 x2 and x4: a fifth cosine from 0.6's models on 33x33 patches, 1 h 40 min side by side
 #   greyluma_sixth_p33  a sixth cosine on 33x33 patches at that full budget: x3 from 0.6's x3, x2 from 0.7's x2
+#   greyluma_seventh_p33, greyluma_seventh_p49  (x3 only) a seventh cosine from 0.8's x3 on 33x33 and on 49x49
+#                   patches, side by side (run each VARIANT with scale 3)
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
