@@ -91,6 +91,7 @@ class RunConfig:
     seed: int = 0
     resume: Optional[str] = None  # a checkpoint path, or "last" for the run folder's last.ckpt
     init_from: Optional[str] = None  # start from these weights (x2|x3|x4, .ckpt, .safetensors); fresh optimiser
+    checkpoint_every_min: float = 10.0  # last.ckpt also every N minutes of training (a kill -9 loses <= N); 0: off
 
 
 @dataclass(frozen=True)
@@ -247,10 +248,9 @@ def _structured(raw: dict) -> Config:
 def _check_semantics(cfg: Config) -> Config:
     from espcn_lab.model import check_architecture  # deferred: imports torch
     check_architecture(cfg.model)
-    for key, value in (("data.batch_size", cfg.data.batch_size), ("trainer.ddp_timeout_s", cfg.trainer.ddp_timeout_s),
-                       ("optim.learning_rate", cfg.optim.learning_rate)):
-        if value <= 0:
-            raise ConfigError(f"{key}: must be > 0, got {value}")
+    for key, zero_ok in (("data.batch_size", 0), ("optim.learning_rate", 0), ("trainer.ddp_timeout_s", 0), ("run.checkpoint_every_min", 1)):
+        if (value := getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])) < 0 or (value == 0 and not zero_ok):
+            raise ConfigError(f"{key}: must be {'>=' if zero_ok else '>'} 0, got {value}")
     if not 0 <= cfg.optim.distill_weight <= 1:
         raise ConfigError(f"optim.distill_weight: must be in [0, 1], got {cfg.optim.distill_weight}")
     if cfg.optim.warmup_steps < 0 or (cfg.optim.warmup_steps and cfg.optim.schedule != "cosine_time"):

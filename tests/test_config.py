@@ -116,6 +116,33 @@ def test_errors_read_the_same_whatever_the_library(override, message):
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("override,message", [
+    ("data.batch_size=0", "data.batch_size: must be > 0, got 0"),
+    ("optim.learning_rate=-0.1", "optim.learning_rate: must be > 0, got -0.1"),
+    ("trainer.ddp_timeout_s=0", "trainer.ddp_timeout_s: must be > 0, got 0"),
+    ("run.checkpoint_every_min=-1", "run.checkpoint_every_min: must be >= 0, got -1.0"),
+])
+def test_out_of_range_values_are_one_line_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == message
+
+
+def test_the_timed_last_checkpoint_is_on_by_default_and_zero_turns_it_off(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from espcn_lab.train.callbacks import run_callbacks
+    from espcn_lab.train.signals import StopRequest
+
+    def timers(*overrides):
+        found = run_callbacks(load_config(None, list(overrides)), tmp_path, StopRequest(), "bar")
+        return [c._train_time_interval.total_seconds() for c in found
+                if isinstance(c, ModelCheckpoint) and c._train_time_interval is not None]
+
+    assert timers() == [600.0] and timers("run.checkpoint_every_min=0.5") == [30.0]
+    assert timers("run.checkpoint_every_min=0") == []
+
+
 def test_fit_help_lists_every_config_key_by_section(capsys):
     """`espcn-lab fit --help` teaches the keys a file or an override may set, read from the schema itself."""
     from _cli import run_cli

@@ -1,4 +1,4 @@
-"""The callbacks of a run: best/last checkpoints, early stopping, learning-rate logging, a stop on
+"""The callbacks of a run: best/last checkpoints (last also on a timer), early stopping, learning-rate logging, a stop on
 SIGINT/SIGTERM, and progress as lines (steps, steps/s, ETA) for step budgets and logs.
 """
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -51,6 +52,15 @@ class StepProgress(L.Callback):
             print(self.line(trainer), file=sys.stderr, flush=True)
 
 
+class TimedLast(L.pytorch.callbacks.ModelCheckpoint):
+    """``last.ckpt`` every ``train_time_interval``, never after an epoch's last batch: that epoch's validation and
+    checkpoints come after the hook, and a run resumed from there would skip them (as ``StopOnSignal`` does)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+
 def run_callbacks(cfg: Config, run_dir: Path, request: StopRequest, progress: str) -> list:
     """Callbacks for one run; ``progress`` is ``bar`` (Lightning's) or ``lines`` (``StepProgress``)."""
     from lightning.pytorch.callbacks import (
@@ -66,10 +76,15 @@ def run_callbacks(cfg: Config, run_dir: Path, request: StopRequest, progress: st
     # value improves, which made "last" the best-on-validation checkpoint.
     last = ModelCheckpoint(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
+    # and every run.checkpoint_every_min minutes of training: a run killed without a signal to catch (kill -9, OOM,
+    # a lost node) resumes from at most that long ago, not from its last validation (hours apart on 50k images)
+    timed = [TimedLast(dirpath=str(run_dir), filename="last", monitor=None, save_top_k=1, auto_insert_metric_name=False,
+                       enable_version_counter=False, train_time_interval=timedelta(minutes=cfg.run.checkpoint_every_min))
+             ] if cfg.run.checkpoint_every_min > 0 else []
     # checked when validation ends, not at every epoch end: a run stopped by trainer.max_steps before its first
     # validation would otherwise fail looking for val/psnr_y
     stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False,
                          check_on_train_epoch_end=False)
     extra = [StepProgress()] if progress == "lines" else []
-    return [best, last, stop, LearningRateMonitor(logging_interval="epoch"),
+    return [best, last, *timed, stop, LearningRateMonitor(logging_interval="epoch"),
             StopOnSignal(request, run_dir / "last.ckpt", every=min(10, cfg.trainer.log_every_n_steps)), *extra]

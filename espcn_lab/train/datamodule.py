@@ -76,7 +76,9 @@ class ShardDataModule(L.LightningDataModule):
         pipeline = train_pipeline(self.urls, d.batch_size, shuffle_buffer=d.shuffle_buffer, seed=self.cfg.run.seed,
                                   rank=rank, world_size=world)
         per_epoch = self.batches_per_epoch(world)
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer else 0  # > 0: resumed mid-epoch
+        # > 0: resumed mid-epoch. `processed`, not `completed`: a checkpoint written in on_train_batch_end (the timed
+        # last.ckpt) has the batch processed, and Lightning counts it completed only after this loader is made
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer else 0
         self.loaders.append(train_loader(pipeline, d.num_workers, per_epoch,
                                          per_epoch - done if 0 < done < per_epoch else None))
         return self.loaders[-1]

@@ -91,6 +91,30 @@ def test_a_signal_stops_fit_with_last_ckpt_a_summary_and_its_exit_code_then_resu
     assert resumed["status"] == "finished" and resumed["steps"] == 4 * epochs and resumed["epochs"] == epochs
 
 
+def test_a_kill_9_before_the_first_validation_resumes_from_the_timed_last_ckpt(inputs, monkeypatch):
+    """SIGKILL cannot be caught: what a killed run has is the last.ckpt written every run.checkpoint_every_min."""
+    root, shards = inputs
+    name = "killed"
+    args = _quiet_overrides(root, shards, name, "trainer.max_epochs=1000", "data.val_every_n_epochs=1000",
+                            "run.checkpoint_every_min=0.002")  # 0.12 s
+    proc = subprocess.Popen(["espcn-lab", "fit", "configs/smoke.yaml", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    last, deadline = root / "runs" / name / "last.ckpt", time.monotonic() + 120
+    while time.monotonic() < deadline and not (last.is_file() and torch.load(last, weights_only=True)["global_step"] >= 10):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate(timeout=60)
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert step >= 10 and not (root / "runs" / name / "summary.json").exists()  # no validation, no clean stop
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    epochs = step // 4 + 2
+    resumed = fit(load_config("configs/smoke.yaml", _quiet_overrides(root, shards, name, "run.resume=last",
+                                                               "run.checkpoint_every_min=0.002", f"trainer.max_epochs={epochs}")))
+    # exactly an uninterrupted run's steps: the killed batch is not trained twice, nor the epoch's rest skipped
+    assert resumed["status"] == "finished" and resumed["steps"] == 4 * epochs and resumed["epochs"] == epochs
+
+
 def test_ctrl_c_during_the_first_validation_stops_after_it(inputs, monkeypatch):
     """A stop asked for while validating waits for the validation to end (its scores are logged), then saves."""
     from espcn_lab.train.module import ESPCNModule
