@@ -16,7 +16,10 @@
 #   greyluma_fourth_distill  (x3 only) the same with the 0.4 x3's self-ensemble as a distillation teacher
 #   greyluma_fifth, greyluma_fifth_p33  x3: a 35-min fifth cosine from 0.5's x3 on 17x17 and on 33x33 LR patches;
 #                   greyluma_fifth_p33 x2 and x4: a fifth cosine from 0.6's models on 33x33 patches, 1 h 40 min side by side
-#   greyluma_sixth_p33  a sixth cosine on 33x33 patches at that full budget: x3 from 0.6's x3, x2 from 0.7's x2
+#   greyluma_sixth_p33  a sixth cosine on 33x33 patches at that full budget: x3 from 0.6's x3, x2 from 0.7's x2,
+#                   x4 from 0.7's x4 (the control beside greyluma_sixth_p33_lowpeak)
+#   greyluma_sixth_p33_lowpeak  (x4 only) the x4 sixth cosine with its peak rate at 5e-5, beside the control (run
+#                   each VARIANT with scale 4)
 #   greyluma_seventh_p33, greyluma_seventh_p49  (x3 only) a seventh cosine from 0.8's x3 on 33x33 and on 49x49
 #                   patches, side by side (run each VARIANT with scale 3)
 # Run from a clone with the shards built:
