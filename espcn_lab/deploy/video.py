@@ -170,13 +170,14 @@ def upscale_video(src: str | Path, dst: str | Path, frame_fn: FrameFn, scale: in
                 audio, dropped = _copy_audio_streams(inp, out)
                 path = _pick_path(vin, vout, frame_fn, yuv)
                 count, decode_error = _encode_all(inp, vin, audio, out, vout, path, batch, progress, src, dst)
+                width, height = vout.width, vout.height  # read while open: PyAV 18.1.1 refuses a closed container's streams
             if count == 0:
                 raise UserError(f"{src}: no video frame could be decoded" + (f" ({decode_error})" if decode_error else "")
                                 + "; nothing written")
-    expected = _expected_frames(inp, vin, rate)
+        expected = _expected_frames(inp, vin, rate)
     complete = decode_error is None and (expected is None or count >= expected)
     return {"frames": count, "expected_frames": expected, "complete": complete, "decode_error": decode_error,
-            "fps": float(rate), "width": vout.width, "height": vout.height, "audio_streams": len(audio),
+            "fps": float(rate), "width": width, "height": height, "audio_streams": len(audio),
             "audio_dropped": dropped, "codec": codec_name, "frame_path": path[0]}
 
 
