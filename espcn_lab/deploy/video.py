@@ -49,6 +49,15 @@ def _open(path: Path):
         raise UserError(f"{path}: cannot open as video ({err})") from None
 
 
+def frame_pixels(frame, pix_fmt: str) -> np.ndarray:
+    """A decoded frame's pixels in ``pix_fmt`` through a single-threaded swscale context. PyAV 18.1.1 keeps one
+    reformatter per thread for reuse; with FFmpeg's default (one slice thread per core) a process that forks
+    from another thread (a DataLoader started off the main thread, a test runner) frees this thread's copy in
+    the child, whose slice threads were not forked, and the child hangs in ``pthread_cond_destroy``. One
+    thread has nothing to wait for, and the conversion is a small share of a frame's time next to the model."""
+    return frame.to_ndarray(format=pix_fmt, threads=1)
+
+
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     """RGB frames (H, W, 3) uint8 of a video file, or of a folder of images in name order."""
     path = Path(path)
@@ -62,7 +71,7 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+            yield frame_pixels(frame, "rgb24")
 
 
 def named_frames(path: str | Path) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
@@ -273,7 +282,7 @@ def _pump(inp, vin, audio: dict, out, path: tuple[str, FrameFn], batch: int, job
                 decode_error = f"{type(err).__name__}: {err}"
                 break
             for frame in frames:
-                pending.append(frame.to_ndarray(format=pix_fmt))
+                pending.append(frame_pixels(frame, pix_fmt))
                 if len(pending) == batch:
                     flush()
         elif packet.dts is not None:

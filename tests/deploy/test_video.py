@@ -125,3 +125,34 @@ def test_preset_reaches_x264_and_is_refused_elsewhere(tiny_x2, clip_with_audio, 
         upscale_video(clip_with_audio, tmp_path / "x.mkv", up, 2, codec="ffv1", preset="fast", progress=False)
     with pytest.raises(UserError, match="encoding failed"):
         upscale_video(clip_with_audio, tmp_path / "bad.mp4", up, 2, preset="no-such-preset", progress=False)
+
+
+def test_a_fork_from_another_thread_after_decoding_does_not_hang(shared_data):
+    """PyAV 18.1.1 keeps one swscale context per thread; with slice threads, a child forked from another thread
+    (a DataLoader started off the main thread, a threaded test runner) froze freeing the decoding thread's copy.
+    Run in a fresh interpreter so no earlier test's state decides it."""
+    import subprocess
+    import sys
+
+    script = """
+import os, sys, threading, time
+from espcn_lab.deploy.video import iter_frames
+assert sum(1 for _ in iter_frames(sys.argv[1])) > 0
+box = {}
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    for _ in range(200):
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            box["exited"] = True
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+thread = threading.Thread(target=fork)
+thread.start()
+thread.join()
+sys.exit(0 if box.get("exited") else 3)
+"""
+    run = subprocess.run([sys.executable, "-c", script, str(shared_data / "Vid4" / "calendar.mkv")], timeout=120)
+    assert run.returncode == 0, "the forked child did not exit within 10 s"
