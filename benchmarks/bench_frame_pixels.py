@@ -5,7 +5,7 @@ frame through the shipped-size network (``Upscaler`` on the same pixels) for the
 For x2/x3/x4 at 1920x1080 output, LR frames of a synthetic yuv420p clip (``bench_video.synthetic_clip``) are
 decoded once; the three are then timed side by side call by call (``bench.measure_side_by_side``).
 
-Usage: ``python benchmarks/benchframe_pixels.py [--scales 2 3 4] [--runs 30]``; writes
+Usage: ``python benchmarks/bench_frame_pixels.py [--scales 2 3 4] [--runs 30]``; writes
 ``benchmarks/results/frame_pixels.json`` and prints a markdown table with the machine and PyAV's version.
 """
 

@@ -20,10 +20,9 @@
 #                   x4 from 0.7's x4 (the control beside greyluma_sixth_p33_lowpeak)
 #   greyluma_sixth_p33_lowpeak  (x4 only) the x4 sixth cosine with its peak rate at 5e-5, beside the control (run
 #                   each VARIANT with scale 4)
-#   greyluma_seventh_p33, greyluma_seventh_p49  (x3 only) a seventh cosine from 0.8's x3 on 33x33 and on 49x49
-#                   patches, side by side (run each VARIANT with scale 3)
-#   greyluma_seventh_p33 (x2), greyluma_eighth_p49 (x3)  the recipe once more from 0.8's x2 (33x33 patches) and 0.9's
-#                   x3 (49x49), side by side: VARIANT=greyluma_seventh_p33 ... 2 beside VARIANT=greyluma_eighth_p49 ... 3
+#   greyluma_seventh_p33, greyluma_seventh_p49  x3: a seventh cosine from 0.8's x3 on 33x33 and on 49x49 patches,
+#                   side by side (run each VARIANT with scale 3); greyluma_seventh_p33 x2: a seventh cosine from 0.8's x2
+#   greyluma_eighth_p49  (x3 only) an eighth cosine from 0.9's x3 on 49x49 patches, beside greyluma_seventh_p33 at x2
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
