@@ -114,7 +114,7 @@ def _config_keys() -> str:
     sections: dict[str, list[str]] = {}
     for key in flat_keys():
         sections.setdefault(key.split(".")[0], []).append(key.split(".", 1)[1])
-    return "Config keys (configs/*.yaml, espcn_lab/config.py):\n\n" + "\n\n".join(
+    return "Config keys (configs/*.yaml, espcn_lab/config/schema.py):\n\n" + "\n\n".join(
         f"{section}.  {' '.join(names)}" for section, names in sections.items())
 
 

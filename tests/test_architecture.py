@@ -20,7 +20,7 @@ ALLOWED = {
                            {"lightning"}),
     "espcn_lab.sweep": ({"espcn_lab", "espcn_lab.errors", "espcn_lab.config", "espcn_lab.sweep"}, {"lightning", "torch"}),
     "espcn_lab.model": ({"espcn_lab.errors"}, {"lightning"}),
-    "espcn_lab.config": ({"espcn_lab.errors", "espcn_lab.model"}, {"lightning", "torch"}),
+    "espcn_lab.config": ({"espcn_lab.errors", "espcn_lab.model", "espcn_lab.config"}, {"lightning", "torch"}),
     "data_prep": ({"data_prep", "espcn_lab", "espcn_lab.errors", "espcn_lab.files", "espcn_lab.imaging", "espcn_lab.shards"},
                   {"lightning", "torch"}),
 }
@@ -102,3 +102,9 @@ def test_modules_stay_small_and_images_are_opened_in_one_place():
     assert not big, big
     openers = [n for n, p in MODULES.items() if "Image.open(" in p.read_text()]
     assert openers == ["espcn_lab.imaging.read"], openers
+
+
+def test_the_config_package_is_imported_by_its_name_alone():
+    inside = [(n, m) for n, p in MODULES.items() if not n.startswith("espcn_lab.config")
+              for m, _ in _imports(n, p) if m.startswith("espcn_lab.config.")]
+    assert not inside, inside

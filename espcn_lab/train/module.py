@@ -1,4 +1,4 @@
-"""LightningModule for ESPCN: MSE loss, per-layer learning rates, the paper's schedule, validation by protocol.
+"""LightningModule for ESPCN: the pixel loss (MSE by default), per-layer learning rates, the paper's schedule, validation by protocol.
 
 Schedule (Sec. 3.2): start at ``optim.learning_rate``; whenever the epoch's training cost improves by
 less than ``optim.plateau_threshold`` (relative) for ``optim.plateau_patience`` epochs, multiply the
@@ -27,6 +27,17 @@ from espcn_lab.train.distill import TeacherTargets
 PLATEAU_MONITOR = "train/epoch_loss"
 
 
+def pixel_loss(name: str, eps: float = 1e-3):
+    """``optim.loss`` as a function ``(sr, target) -> mean loss``: mse, l1, or charbonnier ``sqrt(d^2 + eps^2)``."""
+    if name == "mse":
+        return F.mse_loss
+    if name == "l1":
+        return F.l1_loss
+    if name == "charbonnier":
+        return lambda sr, target: torch.sqrt((sr - target).square() + eps * eps).mean()
+    raise ValueError(f"unknown loss {name!r}")
+
+
 def _half_cosine(progress: float, floor: float) -> float:
     """Rate factor from 1 at ``progress`` 0 down half a cosine to ``floor`` at 1, and ``floor`` after."""
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
@@ -44,6 +55,7 @@ class ESPCNModule(L.LightningModule):
         self.cfg, self.degradation = cfg, degradation
         self.model = build_model(cfg.model)
         self.nan_check_every = max(1, nan_check_every)
+        self._loss = pixel_loss(cfg.optim.loss, cfg.optim.charbonnier_eps)
         self._bad_loss = None
         self._val_scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.augment: DihedralAugment | None = None  # made in on_train_start when data.augment
@@ -88,11 +100,11 @@ class ESPCNModule(L.LightningModule):
         border = self.model.receptive_radius() * self.model.scale if self.cfg.optim.valid_loss else 0
         inside = (..., slice(border, -border), slice(border, -border)) if border else (...,)
         sr = self.model.forward_valid(lq) if border else self.model(lq)
-        loss = F.mse_loss(sr, gt[inside])
+        loss = self._loss(sr, gt[inside])
         if teacher:
             w = self.cfg.optim.distill_weight
             self.log("train/hr_loss", loss.detach(), on_step=True, on_epoch=False)  # what runs without a teacher log
-            loss = (1 - w) * loss + w * F.mse_loss(sr, teacher[0][inside])
+            loss = (1 - w) * loss + w * self._loss(sr, teacher[0][inside])
         self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log(PLATEAU_MONITOR, loss, on_step=False, on_epoch=True, sync_dist=True)

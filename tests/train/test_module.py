@@ -1,10 +1,13 @@
 """ESPCNModule: per-layer learning rates, the plateau schedule, checkpoint payload."""
 
+import math
+
+import pytest
 import torch
 
-from espcn_lab.config import load_config, to_dict
+from espcn_lab.config import ConfigError, load_config, to_dict
 from espcn_lab.imaging.degrade import DegradationSpec
-from espcn_lab.train.module import PLATEAU_MONITOR, ESPCNModule
+from espcn_lab.train.module import PLATEAU_MONITOR, ESPCNModule, pixel_loss
 
 
 def _module(*overrides):
@@ -191,3 +194,36 @@ def test_valid_loss_is_the_mse_of_the_centre_that_padding_never_touches(monkeypa
     monkeypatch.setattr(whole, "log", lambda *a, **k: None)
     monkeypatch.setattr(whole, "_check_finite", lambda *a: None)
     assert not torch.allclose(whole.training_step((lq, gt), 0), loss)
+
+
+def test_pixel_losses_have_their_golden_values_and_charbonnier_is_smooth_at_zero():
+    sr, target = torch.tensor([0.0, 0.5], requires_grad=True), torch.tensor([0.3, 0.5])
+    assert pixel_loss("mse")(sr, target).item() == pytest.approx(0.045)
+    assert pixel_loss("l1")(sr, target).item() == pytest.approx(0.15)
+    charbonnier = pixel_loss("charbonnier", 1e-3)(sr, target)
+    assert charbonnier.item() == pytest.approx((math.sqrt(0.09 + 1e-6) + 1e-3) / 2, rel=1e-6)
+    charbonnier.backward()  # d/dd sqrt(d^2 + eps^2) = d / sqrt(d^2 + eps^2): -0.3/0.3 / 2 and exactly 0 at d = 0
+    assert sr.grad.tolist() == pytest.approx([-0.5 * 0.3 / math.sqrt(0.09 + 1e-6), 0.0])
+
+
+@pytest.mark.parametrize("name", ["l1", "charbonnier"])
+def test_training_step_optimises_the_configured_loss_for_the_hr_and_the_teacher_term(monkeypatch, name):
+    module = _module("model.features=[8,4]", f"optim.loss={name}", "optim.distill_weight=0.25")
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda key, value, **k: logged.__setitem__(key, value))
+    monkeypatch.setattr(module, "_check_finite", lambda *a: None)
+    torch.manual_seed(0)
+    lq, gt, teacher = torch.rand(2, 1, 17, 17), torch.rand(2, 1, 51, 51), torch.rand(2, 1, 51, 51)
+    loss = module.training_step((lq, gt, teacher), 0)
+    f = pixel_loss(name, 1e-3)
+    sr = module(lq)
+    assert torch.allclose(logged["train/hr_loss"], f(sr, gt), atol=1e-7)
+    assert torch.allclose(loss, 0.75 * f(sr, gt) + 0.25 * f(sr, teacher), atol=1e-7)
+    assert not torch.allclose(loss, 0.75 * pixel_loss("mse")(sr, gt) + 0.25 * pixel_loss("mse")(sr, teacher))
+
+
+def test_loss_keys_are_checked():
+    with pytest.raises(ConfigError, match=r"optim.loss: must be one of \['mse', 'l1', 'charbonnier'\], got 'huber'"):
+        _module("optim.loss=huber")
+    with pytest.raises(ConfigError, match="optim.charbonnier_eps: must be > 0, got 0.0"):
+        _module("optim.charbonnier_eps=0")
