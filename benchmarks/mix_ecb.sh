@@ -64,6 +64,7 @@ wait
 for s in $scales; do
   dir=runs/x${s}_${variant}_tanh_ecb/main; name=x${s}_${variant}_tanh_ecb
   for f in metrics.csv summary.json config.yaml; do cp "$dir/$f" "$out/$name.$f"; done
+  for f in "$dir"/metrics.*.csv; do [ -f "$f" ] && cp "$f" "$out/$name.${f##*/}"; done  # segments before a resume
   read -ra dirs <<< "$(args "$s" refit)"
   espcn-lab refit "$dir/last.ckpt" --no-augment "${dirs[@]}" -o "$out/${name}_refit_noaug.safetensors" > "$out/x${s}_refit.log" 2>&1
   score "$s" "$dir/last.ckpt" "$name"
