@@ -16,8 +16,14 @@ from pathlib import Path
 
 def metric_files(target: Path) -> list[Path]:
     """A run folder's metrics*.csv, or a results prefix's PREFIX.metrics*.csv; segments first, the live file last."""
-    files = sorted(target.glob("metrics*.csv")) if target.is_dir() else sorted(target.parent.glob(target.name + ".metrics*.csv"))
-    return sorted(files, key=lambda p: (p.name.endswith("metrics.csv"), p.name))
+    files = target.glob("metrics*.csv") if target.is_dir() else target.parent.glob(target.name + ".metrics*.csv")
+    return sorted(files, key=_segment)
+
+
+def _segment(path: Path) -> float:
+    """N of ``metrics.N.csv`` (numerically: 10 after 9); the live ``metrics.csv`` after every segment."""
+    n = path.name.removesuffix(".csv").rsplit(".", 1)[-1]
+    return int(n) if n.isdigit() else float("inf")
 
 
 def curve(files: list[Path]) -> list[tuple[int, dict[str, float]]]:

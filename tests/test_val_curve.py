@@ -40,3 +40,10 @@ def test_a_resumed_run_joins_its_segments_in_step_order(tmp_path, capsys):
     assert vc.curve(vc.metric_files(run)) == vc.curve(vc.metric_files(X4_SIXTH))
     assert vc.main([str(run)]) == 0 and "step   47338" in capsys.readouterr().out
     assert vc.main([str(tmp_path / "none")]) == 2 and "no metrics" in capsys.readouterr().err
+
+
+def test_segments_are_ordered_by_their_number_and_the_live_file_comes_last(tmp_path):
+    vc = load_script()
+    for name in ("metrics.csv", "metrics.10.csv", "metrics.2.csv", "metrics.9.csv"):
+        (tmp_path / name).write_text("step\n")
+    assert [p.name for p in vc.metric_files(tmp_path)] == ["metrics.2.csv", "metrics.9.csv", "metrics.10.csv", "metrics.csv"]
