@@ -113,6 +113,8 @@ def test_references_to_config_keys_resolve_and_others_stay(tmp_path):
     ("optim.learning_rate=-0.1", "optim.learning_rate: must be > 0, got -0.1"),
     ("trainer.ddp_timeout_s=0", "trainer.ddp_timeout_s: must be > 0, got 0"),
     ("run.checkpoint_every_min=-1", "run.checkpoint_every_min: must be >= 0, got -1.0"),
+    ("optim.ema_decay=1", "optim.ema_decay: must be in [0, 1), got 1.0"),
+    ("optim.ema_decay=-0.5", "optim.ema_decay: must be >= 0, got -0.5"),
 ])
 def test_errors_read_the_same_whatever_the_library(override, message):
     with pytest.raises(ConfigError) as err:

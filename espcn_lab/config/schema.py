@@ -65,6 +65,9 @@ class OptimConfig:
     distill_from: Union[str, list[str]] = ""  # x2|x3|x4, .ckpt, .safetensors (this scale, any width/depth); several: mean
     distill_weight: float = 0.5
     distill_self_ensemble: bool = False  # the teacher averages its 8 flipped/rotated passes (8x its cost)
+    # an exponential moving average of the weights, ema = d * ema + (1 - d) * w after every step (BasicSR's 0.999):
+    # validation, best/last checkpoints and the saved model use the average; 0: off
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 # key -> (lowest valid value, whether the lowest itself is valid): the ranges a type cannot say
 _RANGES = {
     "data.batch_size": (0, False), "optim.learning_rate": (0, False), "optim.charbonnier_eps": (0, False),
-    "optim.distill_weight": (0, True), "optim.warmup_steps": (0, True), "trainer.ddp_timeout_s": (0, False),
+    "optim.distill_weight": (0, True), "optim.ema_decay": (0, True), "optim.warmup_steps": (0, True), "trainer.ddp_timeout_s": (0, False),
     "run.checkpoint_every_min": (0, True),
 }
 
@@ -139,6 +142,8 @@ def check_semantics(cfg: Config) -> Config:
             raise ConfigError(f"{key}: must be {'>=' if low_ok else '>'} {low}, got {value}")
     if cfg.optim.distill_weight > 1:
         raise ConfigError(f"optim.distill_weight: must be in [0, 1], got {cfg.optim.distill_weight}")
+    if cfg.optim.ema_decay >= 1:
+        raise ConfigError(f"optim.ema_decay: must be in [0, 1), got {cfg.optim.ema_decay}")
     if cfg.optim.warmup_steps and cfg.optim.schedule != "cosine_time":
         raise ConfigError(f"optim.warmup_steps: needs schedule cosine_time; got {cfg.optim.warmup_steps} "
                           f"with {cfg.optim.schedule}")

@@ -1,5 +1,5 @@
 """The callbacks of a run: best/last checkpoints (last also on a timer), early stopping, learning-rate logging, a stop on
-SIGINT/SIGTERM, and progress as lines (steps, steps/s, ETA) for step budgets and logs.
+SIGINT/SIGTERM, progress as lines (steps, steps/s, ETA) for step budgets and logs, and the weights' moving average.
 """
 
 from __future__ import annotations
@@ -86,5 +86,8 @@ def run_callbacks(cfg: Config, run_dir: Path, request: StopRequest, progress: st
     stop = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.optim.early_stop_patience, check_finite=False,
                          check_on_train_epoch_end=False)
     extra = [StepProgress()] if progress == "lines" else []
+    if cfg.optim.ema_decay > 0:  # Lightning's: swaps the average in to validate, saves it as the checkpoint's
+        from lightning.pytorch.callbacks import EMAWeightAveraging  # state_dict (the raw weights beside it, resumed)
+        extra.append(EMAWeightAveraging(decay=cfg.optim.ema_decay))
     return [best, last, *timed, stop, LearningRateMonitor(logging_interval="epoch"),
             StopOnSignal(request, run_dir / "last.ckpt", every=min(10, cfg.trainer.log_every_n_steps)), *extra]

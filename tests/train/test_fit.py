@@ -170,3 +170,59 @@ def test_a_shard_folder_without_held_out_images_is_refused_as_validation(inputs)
     root, shards = inputs
     with pytest.raises(UserError, match="no held-out images"):
         fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "nv", f"data.val_dirs.heldout={shards}")))
+
+
+def test_ema_weights_are_what_validation_checkpoints_and_resume_use(inputs, monkeypatch):
+    """optim.ema_decay: last.ckpt's weights are the moving average of every step's weights (golden, recomputed from the
+    recorded steps), the raw weights travel beside them and a resume continues both; 0 (the default) adds nothing."""
+    import lightning as L
+
+    import espcn_lab.train.callbacks as callbacks_mod
+    from espcn_lab.evaluate.run import evaluate
+    from espcn_lab.train.signals import StopRequest
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root, shards = inputs
+    steps: list[dict[str, torch.Tensor]] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            steps.append({k: v.detach().clone() for k, v in module.model.state_dict().items()})
+
+    real = callbacks_mod.run_callbacks
+    monkeypatch.setattr(callbacks_mod, "run_callbacks", lambda *a, **kw: [*real(*a, **kw), Record()])
+    decay = 0.75
+    fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "ema", f"optim.ema_decay={decay}",
+                                                         latency=False)))
+    run = root / "runs" / "ema"
+    ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    assert len(steps) == 8 and int(ckpt["averaging_state"]["n_averaged"]) == 8
+    for key, raw in ckpt["current_model_state"].items():
+        name = key.removeprefix("model.")
+        expected = steps[0][name].clone()  # the first update copies, then ema = d * ema + (1 - d) * w
+        for later in steps[1:]:
+            expected = decay * expected + (1 - decay) * later[name]
+        assert torch.allclose(ckpt["state_dict"][key], expected, atol=1e-6), key
+        assert torch.equal(raw, steps[-1][name]), key
+    assert any(not torch.equal(ckpt["state_dict"][k], v) for k, v in ckpt["current_model_state"].items())
+    # the model a user loads (export, eval, refit) is the average, and it is what validation scored
+    loaded = load_model(str(run / "last.ckpt")).model.state_dict()
+    assert all(torch.equal(loaded[k.removeprefix("model.")], v) for k, v in ckpt["state_dict"].items())
+    scored = evaluate(str(run / "last.ckpt"), {"Tiny": str(root / "val")}, device="cpu")
+    assert abs(scored["datasets"]["Tiny"]["model"]["psnr_y"] - logged(run, "val/Tiny/psnr_y")[-1]) < 1e-4
+    # resume: training continues from the raw weights, the average from the saved one
+    steps.clear()
+    fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "ema", f"optim.ema_decay={decay}",
+                                                         "run.resume=last", "trainer.max_epochs=3", latency=False)))
+    again = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    assert len(steps) == 4 and int(again["averaging_state"]["n_averaged"]) == 12
+    for key in ckpt["state_dict"]:
+        name = key.removeprefix("model.")
+        expected = ckpt["state_dict"][key].clone()
+        for later in steps:
+            expected = decay * expected + (1 - decay) * later[name]
+        assert torch.allclose(again["state_dict"][key], expected, atol=1e-6), key
+    # off by default (0): no averaging callback
+    default = load_config("configs/smoke.yaml", fit_overrides(root, shards, "plain"))
+    assert default.optim.ema_decay == 0
+    assert not any("WeightAveraging" in type(cb).__name__ for cb in real(default, run, StopRequest(), "bar"))
