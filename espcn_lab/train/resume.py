@@ -1,8 +1,8 @@
 """Where a run lives and what it may continue from: ``run.dir``, ``run.name``, ``run.resume`` and the
 checks that refuse a checkpoint before anything of the run folder is touched.
 
-A refused resume (a damaged file, a model file, another network or optimiser) is one ``UserError`` line
-and leaves the run folder byte-identical: ``fit`` writes nothing until these checks have passed.
+A refused resume (a damaged file, a model file, another network or optimiser, a weight average the config drops) is
+one ``UserError`` line and leaves the run folder byte-identical: ``fit`` writes nothing until these checks have passed.
 """
 
 from __future__ import annotations
@@ -98,6 +98,11 @@ def check_resume(cfg: Config, ckpt_path: Path) -> None:
         way_out = "start a new run.name" + ("" if network else f" with run.init_from={ckpt_path} to keep the weights")
         raise UserError(f"run.resume: {ckpt_path} cannot continue with this config: {'; '.join(differences)} "
                         f"(a resumed run keeps its network and optimiser: drop the change, or {way_out})")
+    if "current_model_state" in ckpt and cfg.optim.ema_decay == 0:  # Lightning would go on from the average
+        decay = _pick(ckpt["espcn_lab"].get("config", {}), "optim.ema_decay")
+        raise UserError(f"run.resume: {ckpt_path} holds a moving average of the weights (optim.ema_decay={decay}) and "
+                        "this config has none: resume with optim.ema_decay > 0, or start a new run.name with "
+                        f"run.init_from={ckpt_path} to go on from the average")
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         build_model(cfg.model).load_state_dict(state)

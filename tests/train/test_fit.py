@@ -222,6 +222,12 @@ def test_ema_weights_are_what_validation_checkpoints_and_resume_use(inputs, monk
         for later in steps:
             expected = decay * expected + (1 - decay) * later[name]
         assert torch.allclose(again["state_dict"][key], expected, atol=1e-6), key
+    # turning it off on resume would go on from the average with the raw weights' optimiser state: refused, unchanged
+    before = (run / "last.ckpt").read_bytes()
+    with pytest.raises(UserError, match=r"holds a moving average of the weights \(optim.ema_decay=0.75\)"):
+        fit(load_config("configs/smoke.yaml", fit_overrides(root, shards, "ema", "run.resume=last",
+                                                             "trainer.max_epochs=4", latency=False)))
+    assert (run / "last.ckpt").read_bytes() == before
     # off by default (0): no averaging callback
     default = load_config("configs/smoke.yaml", fit_overrides(root, shards, "plain"))
     assert default.optim.ema_decay == 0
