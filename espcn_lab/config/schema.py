@@ -127,8 +127,8 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 # key -> (lowest valid value, whether the lowest itself is valid): the ranges a type cannot say
 _RANGES = {
     "data.batch_size": (0, False), "optim.learning_rate": (0, False), "optim.charbonnier_eps": (0, False),
-    "optim.distill_weight": (0, True), "optim.ema_decay": (0, True), "optim.warmup_steps": (0, True), "trainer.ddp_timeout_s": (0, False),
-    "run.checkpoint_every_min": (0, True),
+    "optim.distill_weight": (0, True), "optim.ema_decay": (0, True), "optim.warmup_steps": (0, True),
+    "trainer.ddp_timeout_s": (0, False), "run.checkpoint_every_min": (0, True),
 }
 
 

@@ -184,8 +184,12 @@ def test_ema_weights_are_what_validation_checkpoints_and_resume_use(inputs, monk
     monkeypatch.setenv("WANDB_MODE", "disabled")
     root, shards = inputs
     steps: list[dict[str, torch.Tensor]] = []
+    starts: list[dict[str, torch.Tensor]] = []
 
-    class Record(L.Callback):
+    class Record(L.Callback):  # the weights training starts from, and those after every step
+        def on_train_start(self, trainer, module):
+            starts.append({k: v.detach().clone() for k, v in module.model.state_dict().items()})
+
         def on_train_batch_end(self, trainer, module, *args):
             steps.append({k: v.detach().clone() for k, v in module.model.state_dict().items()})
 
@@ -216,6 +220,7 @@ def test_ema_weights_are_what_validation_checkpoints_and_resume_use(inputs, monk
                                                          "run.resume=last", "trainer.max_epochs=3", latency=False)))
     again = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
     assert len(steps) == 4 and int(again["averaging_state"]["n_averaged"]) == 12
+    assert all(torch.equal(starts[-1][k.removeprefix("model.")], v) for k, v in ckpt["current_model_state"].items())
     for key in ckpt["state_dict"]:
         name = key.removeprefix("model.")
         expected = ckpt["state_dict"][key].clone()
