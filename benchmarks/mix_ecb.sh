@@ -27,6 +27,8 @@
 #                   patches, MSE (the control) against a Charbonnier loss, side by side (run each VARIANT with scale 3)
 #   greyluma_ninth_p49_bsd200  (x3 only) greyluma_ninth_p49 with BSD200 (BSDS500 train) added to the shards
 #   greyluma_seventh_p33_bsd200  (x4 only) a seventh cosine from 0.10's x4 on 33x33 patches, BSD200 added (run beside it)
+#   greyluma_tenth_p49, greyluma_tenth_p49_ema  (x3 only) a tenth cosine from 0.12's x3 (Charbonnier, 49x49), without
+#                   and with a moving average of the weights (optim.ema_decay 0.999), side by side
 # Run from a clone with the shards built:
 #   VARIANT=clean OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/mix_ecb.sh [SCALE ...]   (no SCALE: 2 and 3)
 set -euo pipefail
