@@ -124,10 +124,11 @@ def flat_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
 SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 
-# key -> (lowest valid value, whether the lowest itself is valid): the ranges a type cannot say
+# key -> (lowest valid value, whether it is valid) and, for keys with a ceiling, (highest, whether it is valid): the
+# ranges a type cannot say
 _RANGES = {
     "data.batch_size": (0, False), "optim.learning_rate": (0, False), "optim.charbonnier_eps": (0, False),
-    "optim.distill_weight": (0, True), "optim.ema_decay": (0, True), "optim.warmup_steps": (0, True),
+    "optim.distill_weight": (0, True, 1, True), "optim.ema_decay": (0, True, 1, False), "optim.warmup_steps": (0, True),
     "trainer.ddp_timeout_s": (0, False), "run.checkpoint_every_min": (0, True),
 }
 
@@ -136,14 +137,12 @@ def check_semantics(cfg: Config) -> Config:
     """The rules across keys and the ranges of ``_RANGES``; raises ConfigError naming the key. Returns ``cfg``."""
     from espcn_lab.model import check_architecture  # deferred: imports torch
     check_architecture(cfg.model)
-    for key, (low, low_ok) in _RANGES.items():
+    for key, (low, low_ok, *ceiling) in _RANGES.items():
         section, name = key.split(".")
         if (value := getattr(getattr(cfg, section), name)) < low or (value == low and not low_ok):
             raise ConfigError(f"{key}: must be {'>=' if low_ok else '>'} {low}, got {value}")
-    if cfg.optim.distill_weight > 1:
-        raise ConfigError(f"optim.distill_weight: must be in [0, 1], got {cfg.optim.distill_weight}")
-    if cfg.optim.ema_decay >= 1:
-        raise ConfigError(f"optim.ema_decay: must be in [0, 1), got {cfg.optim.ema_decay}")
+        if ceiling and (value > ceiling[0] or (value == ceiling[0] and not ceiling[1])):
+            raise ConfigError(f"{key}: must be in [{low}, {ceiling[0]}{']' if ceiling[1] else ')'}, got {value}")
     if cfg.optim.warmup_steps and cfg.optim.schedule != "cosine_time":
         raise ConfigError(f"optim.warmup_steps: needs schedule cosine_time; got {cfg.optim.warmup_steps} "
                           f"with {cfg.optim.schedule}")
